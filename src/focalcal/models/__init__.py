@@ -1,0 +1,1 @@
+"""focalcal.models"""

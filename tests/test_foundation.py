@@ -63,3 +63,14 @@ def test_bins_are_left_open_right_closed_against_direct_loop() -> None:
             float(sums.conf_sum[b]), conf[in_bin].astype(np.float64).sum(), rtol=1e-12
         )
         assert sums.acc_sum[b] == correct[in_bin].sum()
+
+
+def test_equal_mass_edges_match_numpy_interp() -> None:
+    from focalcal.metrics.binning import equal_mass_edges
+
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 7, 100, 1001):
+        v = rng.random(n).astype(np.float32)
+        expected = np.interp(np.linspace(0, n, 16), np.arange(n), np.sort(v))
+        got = equal_mass_edges(torch.from_numpy(v), 15).numpy()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-15)

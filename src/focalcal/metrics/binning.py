@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["BinSums", "assign_bins", "bin_sums", "equal_width_edges"]
+__all__ = ["BinSums", "assign_bins", "bin_sums", "equal_mass_edges", "equal_width_edges"]
 
 
 class BinSums(NamedTuple):
@@ -47,6 +47,33 @@ def equal_width_edges(
     if official:
         return torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float32, device=device).to(dtype)
     return torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=device).to(dtype)
+
+
+def equal_mass_edges(values: Tensor, n_bins: int) -> Tensor:
+    """``n_bins + 1`` equal-mass (adaptive) edges of the 1-D ``values``, in float64.
+
+    Edge b is the sorted values linearly interpolated at the fractional rank ``b·N/B`` (ranks past
+    ``N − 1`` are clamped), i.e. ``np.interp(linspace(0, N, B + 1), arange(N), sort(values))`` as in
+    the papers' AdaECE. So ``e_0 = min(values)`` and ``e_B = max(values)``.
+
+    .. math:: e_b = s_{\lfloor r_b \rfloor} + (r_b - \lfloor r_b \rfloor)
+              (s_{\lfloor r_b \rfloor + 1} - s_{\lfloor r_b \rfloor}),\quad r_b = \min(bN/B, N-1)
+
+    Example:
+        >>> equal_mass_edges(torch.tensor([0.1, 0.2, 0.3, 0.4]), 2)
+        tensor([0.1000, 0.3000, 0.4000], dtype=torch.float64)
+    """
+    if values.ndim != 1 or values.numel() == 0:
+        raise ValueError(
+            f"values: expected a non-empty 1-D tensor, got shape {tuple(values.shape)}"
+        )
+    s = torch.sort(values.detach().to(torch.float64)).values
+    n = s.numel()
+    rank = torch.linspace(0, n, n_bins + 1, dtype=torch.float64, device=s.device).clamp_(max=n - 1)
+    lo = rank.floor().long()
+    hi = (lo + 1).clamp_(max=n - 1)
+    frac = rank - lo.to(torch.float64)
+    return s[lo] + frac * (s[hi] - s[lo])
 
 
 def assign_bins(values: Tensor, edges: Tensor) -> Tensor:

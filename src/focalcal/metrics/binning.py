@@ -50,7 +50,7 @@ def equal_width_edges(
 
 
 def equal_mass_edges(values: Tensor, n_bins: int) -> Tensor:
-    """``n_bins + 1`` equal-mass (adaptive) edges of the 1-D ``values``, in float64.
+    r"""``n_bins + 1`` equal-mass (adaptive) edges of the 1-D ``values``, in float64.
 
     Edge b is the sorted values linearly interpolated at the fractional rank ``b·N/B`` (ranks past
     ``N − 1`` are clamped), i.e. ``np.interp(linspace(0, N, B + 1), arange(N), sort(values))`` as in
@@ -77,12 +77,12 @@ def equal_mass_edges(values: Tensor, n_bins: int) -> Tensor:
 
 
 def assign_bins(values: Tensor, edges: Tensor) -> Tensor:
-    """Index of the ``(edges[b], edges[b+1]]`` bin of each value (int64, same shape as ``values``).
+    r"""Index of the ``(edges[b], edges[b+1]]`` bin of each value (int64, same shape as ``values``).
 
     Values at or below ``edges[0]`` go to bin 0 and values above ``edges[-1]`` to the last bin, so
     every value lands in exactly one of ``len(edges) - 1`` bins.
 
-    .. math:: b(v) = \\min\\{b : v \\le e_{b+1}\\}
+    .. math:: b(v) = \min\{b : v \le e_{b+1}\}
 
     Example:
         >>> assign_bins(torch.tensor([0.0, 0.1, 0.5, 0.51, 1.0]), equal_width_edges(2))

@@ -21,6 +21,7 @@ __all__ = [
     "as_tensor",
     "check_choice",
     "check_finite",
+    "check_int",
     "check_logits",
     "check_n_bins",
     "check_positive",
@@ -93,6 +94,15 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
     return v
+
+
+def check_int(value: Any, name: str, *, min_value: int | None = None) -> int:
+    """An integer (not bool), optionally ``>= min_value``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {_describe(value)}")
+    if min_value is not None and value < min_value:
+        raise ValueError(f"{name}: expected an integer >= {min_value}, got {value}")
+    return int(value)
 
 
 def check_n_bins(n_bins: Any, name: str = "n_bins") -> int:

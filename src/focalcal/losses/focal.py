@@ -1,0 +1,228 @@
+r"""Focal loss (fixed γ, FLSD-53/52, scheduled FLSc, Lambert-W γ) and inverse focal loss.
+
+References:
+    Lin et al., *Focal Loss for Dense Object Detection*, ICCV 2017.
+    Mukhoti et al., *Calibrating Deep Neural Networks using Focal Loss*, NeurIPS 2020.
+    Wang et al., *Rethinking Calibration of Deep Neural Networks: Do Not Be Afraid of
+    Overconfidence*, NeurIPS 2021 (inverse focal loss).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from focalcal.losses._reduce import (
+    WeightedLoss,
+    compute_in_fp32,
+    one_minus_exp,
+    prepare,
+    reduce_items,
+    safe_pow,
+    target_log_probs,
+)
+from focalcal.losses.gamma import GammaPolicy, get_gamma_policy
+
+__all__ = [
+    "FocalLoss",
+    "GammaLoss",
+    "InverseFocalLoss",
+    "focal_items",
+    "focal_loss",
+    "gamma_of",
+    "inverse_focal_loss",
+]
+
+
+def gamma_of(policy: GammaPolicy, reference: Tensor) -> Tensor | float:
+    """γ per item from the detached reference probability (a float for constant policies)."""
+    return policy(reference) if policy.constant else policy(reference.detach())
+
+
+def focal_items(log_p_y: Tensor, gamma: Tensor | float) -> Tensor:
+    r"""Unreduced focal loss :math:`-(1-p_y)^{\gamma}\log p_y` from :math:`\log p_y`."""
+    if isinstance(gamma, float) and gamma == 0.0:
+        return log_p_y.neg()
+    return safe_pow(one_minus_exp(log_p_y), gamma).mul(log_p_y).neg()
+
+
+@compute_in_fp32
+def focal_loss(
+    logits: Tensor,
+    target: Tensor,
+    gamma: float | str | GammaPolicy = 3.0,
+    *,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Tensor:
+    r"""Focal loss :math:`\ell_i = -(1 - p_{i,y_i})^{\gamma_i} \log p_{i,y_i}`.
+
+    .. math:: \ell_i = -(1 - p_{i,y_i})^{\gamma_i}\,\log p_{i,y_i},\qquad
+              p_i = \mathrm{softmax}(z_i)
+
+    :math:`\log p` comes from ``log_softmax`` and :math:`1-p` from ``-expm1(log p)``, so saturated
+    logits (±1e4) give finite values and gradients. γ = 0 is exactly cross-entropy.
+
+    Args:
+        logits: (N, C) or (N, C, d1, ...) unnormalised scores; fp16/bf16 are computed in fp32.
+        target: (N) or (N, d1, ...) integer class indices (or ``ignore_index``).
+        gamma: a number ≥ 0, a γ-policy name (``"flsd53"``, ``"flsd52"``, ``"flsd53_sst"``,
+            ``"flsc531"``, ``"flsc532"``, ``"lambertw"``) or a
+            :class:`~focalcal.losses.gamma.GammaPolicy`. Sample-dependent γ is computed from the
+            detached :math:`p_y` (no gradient through γ).
+        weight: optional (C,) class weights, as in :func:`torch.nn.functional.cross_entropy`.
+        ignore_index: target value whose items contribute nothing (not to the mean's denominator
+            either).
+        reduction: ``"mean"`` (weighted mean: divided by the total weight of the counted items),
+            ``"sum"`` (the official code's reduction) or ``"none"`` (shape of ``target``).
+        validate: check finiteness and label range (one device sync); disable in hot loops.
+
+    Returns:
+        A scalar, or the per-item losses (shape of ``target``) for ``reduction="none"``.
+
+    Reference:
+        Lin et al., ICCV 2017; Mukhoti et al., NeurIPS 2020 (FLSD-53: γ = 5 if p_y < 0.2,
+        else 3).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.tensor([[2.0, 1.0, 0.0]], requires_grad=True)
+        >>> loss = focal_loss(logits, torch.tensor([0]), gamma=2.0, reduction="sum")
+        >>> round(loss.item(), 6)
+        0.045678
+        >>> loss.backward()
+    """
+    policy = get_gamma_policy(gamma)
+    x = prepare(
+        logits,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        validate=validate,
+    )
+    log_p_y, _ = target_log_probs(x.logits, x.target)
+    items = focal_items(log_p_y, gamma_of(policy, log_p_y.exp()))
+    return reduce_items(items * x.item_weight, x.item_weight, reduction)
+
+
+@compute_in_fp32
+def inverse_focal_loss(
+    logits: Tensor,
+    target: Tensor,
+    gamma: float | str | GammaPolicy = 2.0,
+    *,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Tensor:
+    r"""Inverse focal loss :math:`\ell_i = -(1 + p_{i,y_i})^{\gamma}\log p_{i,y_i}`.
+
+    .. math:: \ell_i = -(1 + p_{i,y_i})^{\gamma_i}\,\log p_{i,y_i}
+
+    Up-weights confident samples (the opposite of focal loss); it is also the negative-γ branch of
+    official AdaFocal. Arguments and shapes as :func:`focal_loss`; γ ≥ 0. Neither paper's code
+    states the γ of its inverse-focal baseline; the default 2 is a common choice.
+
+    Reference:
+        Wang et al., NeurIPS 2021.
+
+    Example:
+        >>> import torch
+        >>> logits = torch.tensor([[2.0, 1.0, 0.0]], requires_grad=True)
+        >>> inverse_focal_loss(logits, torch.tensor([0]), gamma=1.0).backward()
+    """
+    policy = get_gamma_policy(gamma)
+    x = prepare(
+        logits,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        validate=validate,
+    )
+    log_p_y, _ = target_log_probs(x.logits, x.target)
+    p_y = log_p_y.exp()
+    items = (1.0 + p_y).pow(gamma_of(policy, p_y)).mul(log_p_y).neg()
+    return reduce_items(items * x.item_weight, x.item_weight, reduction)
+
+
+class GammaLoss(WeightedLoss):
+    """Base of the γ-based loss modules: holds the γ policy and forwards ``set_epoch``."""
+
+    def __init__(self, gamma: float | str | GammaPolicy, **common: Any) -> None:
+        super().__init__(**common)
+        self.gamma = get_gamma_policy(gamma)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Advance an epoch-scheduled γ (FLSc-531); a no-op for other policies."""
+        self.gamma.set_epoch(epoch)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma!r}, {super().extra_repr()}"
+
+
+class FocalLoss(GammaLoss):
+    r"""Focal loss module, :math:`-(1 - p_y)^{\gamma}\log p_y`; see :func:`focal_loss`.
+
+    ``FocalLoss("flsd53")`` is FLSD-53, ``FocalLoss("flsc531")`` the scheduled FLSc-531 (call
+    ``set_epoch`` each epoch).
+
+    Shape:
+        - logits: (N, C) or (N, C, d1, ...); target: (N) or (N, d1, ...).
+        - output: scalar, or the shape of ``target`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch
+        >>> criterion = FocalLoss(gamma="flsd53")
+        >>> logits = torch.randn(8, 10, requires_grad=True)
+        >>> criterion(logits, torch.randint(0, 10, (8,))).backward()
+    """
+
+    def __init__(
+        self,
+        gamma: float | str | GammaPolicy = 3.0,
+        *,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        validate: bool = True,
+    ) -> None:
+        super().__init__(
+            gamma, weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
+        )
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return focal_loss(logits, target, self.gamma, **self._common())
+
+
+class InverseFocalLoss(GammaLoss):
+    r"""Inverse focal loss module, :math:`-(1 + p_y)^{\gamma}\log p_y`; see :func:`inverse_focal_loss`.
+
+    Example:
+        >>> import torch
+        >>> criterion = InverseFocalLoss(gamma=2.0)
+        >>> logits = torch.randn(4, 3, requires_grad=True)
+        >>> criterion(logits, torch.tensor([0, 1, 2, 0])).backward()
+    """
+
+    def __init__(
+        self,
+        gamma: float | str | GammaPolicy = 2.0,
+        *,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        validate: bool = True,
+    ) -> None:
+        super().__init__(
+            gamma, weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
+        )
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return inverse_focal_loss(logits, target, self.gamma, **self._common())
+

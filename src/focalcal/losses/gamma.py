@@ -1,0 +1,316 @@
+r"""γ policies for every γ-based loss (focal, dual focal, inverse focal).
+
+A policy maps a detached reference probability (:math:`p_y` for focal loss, the margin
+:math:`p_y - p_j` for dual focal loss) to the focusing parameter γ, per sample. No gradient flows
+through γ, as in the official code (where γ came from ``.item()``).
+
+- :class:`FixedGamma` — one γ for every sample (``gamma=3.0``).
+- :class:`ThresholdGamma` — a thresholds table; ``"flsd53"``, ``"flsd52"`` and the SST variant
+  ``"flsd53_sst"`` of Mukhoti et al. (2020) are instances.
+- :class:`LambertWGamma` — the continuous γ(p) of the focal-loss paper's Lambert-W derivation,
+  of which the FLSD-53 table is the rounding (γ(0.2) ≈ 4.85 → 5).
+- :class:`ScheduledGamma` — γ by epoch (FLSc-531: 5, then 3 from epoch 100, then 1 from 250),
+  advanced by ``set_epoch``.
+
+:func:`get_gamma_policy` turns a number, a name or a policy into a policy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from focalcal._registry import Registry
+from focalcal._validation import check_positive
+
+__all__ = [
+    "FixedGamma",
+    "GammaPolicy",
+    "LambertWGamma",
+    "ScheduledGamma",
+    "ThresholdGamma",
+    "focal_gamma_root",
+    "gamma_policies",
+    "get_gamma_policy",
+    "lambertw_m1",
+]
+
+
+class GammaPolicy:
+    """Base class: ``policy(p)`` gives γ for the detached reference probabilities ``p``.
+
+    ``constant`` policies return a Python float (a scalar exponent, the fast path); others return
+    a tensor shaped like ``p``. ``set_epoch`` is a no-op unless the policy is scheduled.
+    """
+
+    constant: bool = False
+
+    def __call__(self, p: Tensor) -> Tensor | float:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Advance an epoch schedule (no-op for unscheduled policies)."""
+
+    @property
+    def min_gamma(self) -> float:
+        """The smallest γ the policy can return (used to validate γ ≥ 0 where required)."""
+        raise NotImplementedError
+
+
+class FixedGamma(GammaPolicy):
+    """The same γ for every sample.
+
+    Example:
+        >>> FixedGamma(2.0)(torch.tensor([0.1, 0.9]))
+        2.0
+    """
+
+    constant = True
+
+    def __init__(self, gamma: float) -> None:
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
+            raise TypeError(f"gamma: expected a real number, got {gamma!r}")
+        if not math.isfinite(gamma):
+            raise ValueError(f"gamma: expected a finite number, got {gamma!r}")
+        self.gamma = float(gamma)
+
+    def __call__(self, p: Tensor) -> float:
+        return self.gamma
+
+    @property
+    def min_gamma(self) -> float:
+        return self.gamma
+
+    def __repr__(self) -> str:
+        return f"FixedGamma({self.gamma:g})"
+
+
+class ThresholdGamma(GammaPolicy):
+    r"""γ from a thresholds table: :math:`\gamma = g_i` for the first :math:`p < t_i`, else ``default``.
+
+    .. math:: \gamma(p) = \begin{cases} g_1 & p < t_1 \\ g_2 & t_1 \le p < t_2 \\ \dots \\
+              \text{default} & p \ge t_k \end{cases}
+
+    FLSD-53 (Mukhoti et al., 2020) is ``ThresholdGamma((0.2, 0.5), (5, 3), default=3)``; FLSD-52
+    has ``default=2``; the SST-Binary variant of the official NLP code uses thresholds
+    (0.19, 0.5). Boundaries are exact: p = 0.2 gets 3, p = 0.19999 gets 5.
+
+    Example:
+        >>> ThresholdGamma((0.2, 0.5), (5.0, 3.0), default=3.0)(torch.tensor([0.1, 0.2, 0.7]))
+        tensor([5., 3., 3.])
+    """
+
+    def __init__(
+        self, thresholds: Sequence[float], gammas: Sequence[float], default: float
+    ) -> None:
+        thresholds = [float(t) for t in thresholds]
+        gammas = [float(g) for g in gammas]
+        if len(thresholds) != len(gammas) or not thresholds:
+            raise ValueError(
+                f"thresholds, gammas: expected two non-empty sequences of equal length, "
+                f"got {len(thresholds)} thresholds and {len(gammas)} gammas"
+            )
+        if any(b <= a for a, b in zip(thresholds, thresholds[1:], strict=False)):
+            raise ValueError(f"thresholds: expected strictly increasing values, got {thresholds}")
+        if not all(math.isfinite(v) for v in [*thresholds, *gammas, float(default)]):
+            raise ValueError("thresholds, gammas, default: expected finite numbers")
+        self.thresholds = tuple(thresholds)
+        self.gammas = tuple(gammas)
+        self.default = float(default)
+
+    def __call__(self, p: Tensor) -> Tensor:
+        gamma = torch.full_like(p, self.default)
+        for threshold, value in zip(reversed(self.thresholds), reversed(self.gammas), strict=True):
+            gamma = torch.where(p < threshold, value, gamma)
+        return gamma
+
+    @property
+    def min_gamma(self) -> float:
+        return min(*self.gammas, self.default)
+
+    def __repr__(self) -> str:
+        return f"ThresholdGamma(thresholds={self.thresholds}, gammas={self.gammas}, default={self.default:g})"
+
+
+def lambertw_m1(x: Tensor, iterations: int = 12) -> Tensor:
+    r"""Lower branch :math:`W_{-1}(x)` of the Lambert W function for :math:`x \in [-1/e, 0)`.
+
+    Solves :math:`w e^w = x` with :math:`w \le -1` by Halley's method from a series start (branch
+    point) or an asymptotic start (near 0); fixed iterations, no device sync. Values outside
+    :math:`[-1/e, 0)` give NaN.
+
+    Example:
+        >>> w = lambertw_m1(torch.tensor([-0.2], dtype=torch.float64))
+        >>> torch.allclose(w * w.exp(), torch.tensor([-0.2], dtype=torch.float64))
+        True
+    """
+    x = x.to(torch.float64)
+    inside = (x >= -1.0 / math.e) & (x < 0)
+    xs = torch.where(inside, x, torch.full_like(x, -0.1))
+    # start: branch-point series for x near -1/e, asymptotic log series near 0.
+    q = torch.sqrt((2.0 * (1.0 + math.e * xs)).clamp_min(0.0))
+    w_branch = -1.0 - q - q * q / 3.0 - 11.0 / 72.0 * q**3
+    l1 = torch.log(-xs)
+    l2 = torch.log(-l1)
+    w_asym = l1 - l2 + l2 / l1
+    w = torch.where(xs < -0.25, w_branch, w_asym)
+    for _ in range(iterations):
+        ew = torch.exp(w)
+        f = w * ew - xs
+        wp1 = w + 1.0
+        denom = ew * wp1 - (w + 2.0) * f / (2.0 * wp1)
+        step = torch.where(denom.abs() > 0, f / denom, torch.zeros_like(f))
+        w = torch.minimum(w - step, torch.full_like(w, -1.0))
+    return torch.where(inside, w, torch.full_like(w, math.nan))
+
+
+def focal_gamma_root(p: Tensor) -> Tensor:
+    r"""The γ at which focal loss's gradient equals cross-entropy's at probability ``p``.
+
+    With :math:`g(p, \gamma) = (1-p)^\gamma - \gamma\, p\,(1-p)^{\gamma-1}\log p` the ratio of the
+    focal-loss to the cross-entropy gradient (Mukhoti et al., 2020, §4), the non-trivial root of
+    :math:`g(p, \gamma) = 1` is
+
+    .. math:: \gamma^*(p) = \frac{1-p}{p\log p} + \frac{W_{-1}(x)}{\log(1-p)},\qquad
+              x = -\frac{\log(1-p)}{p\log p}\,(1-p)^{1 - \frac{1-p}{p\log p}}
+
+    For samples with :math:`p_y > p`, γ ≥ γ*(p) makes the focal gradient smaller than CE's.
+    γ*(p) decreases from +∞ (p → 0) to 0 (p = 0.5) and is 0 for p ≥ 0.5; γ*(0.2) ≈ 4.85, which the
+    FLSD-53 table rounds to 5. Computed in float64.
+
+    Example:
+        >>> round(float(focal_gamma_root(torch.tensor(0.2))), 2)
+        4.85
+    """
+    p64 = p.detach().to(torch.float64)
+    interior = (p64 > 1e-4) & (p64 < 0.5 - 1e-9)
+    ps = torch.where(interior, p64, torch.full_like(p64, 0.25))
+    a = torch.log1p(-ps)
+    b = ps * torch.log(ps)
+    c = (1.0 - ps) / b
+    x = -(a / b) * torch.exp(a * (1.0 - c))
+    gamma = c + lambertw_m1(x.clamp(-1.0 / math.e, -1e-300)) / a
+    gamma = torch.where(interior, gamma, torch.where(p64 <= 1e-4, math.inf, 0.0))
+    return gamma.clamp_min(0.0)
+
+
+class LambertWGamma(GammaPolicy):
+    r"""Continuous sample-dependent γ: :math:`\gamma(p) = \mathrm{clip}(\gamma^*(p), \gamma_{min}, \gamma_{max})`.
+
+    :math:`\gamma^*` is :func:`focal_gamma_root`. With the defaults (3, 5) this is the continuous
+    form of FLSD-53: γ = 5 for p ≲ 0.198, decreasing to 3 at p ≈ 0.253, and 3 above.
+
+    Example:
+        >>> LambertWGamma()(torch.tensor([0.1, 0.22, 0.9]))
+        tensor([5.0000, 4.0270, 3.0000])
+    """
+
+    def __init__(self, gamma_min: float = 3.0, gamma_max: float = 5.0) -> None:
+        self.gamma_min = check_positive(gamma_min, "gamma_min", allow_zero=True)
+        self.gamma_max = check_positive(gamma_max, "gamma_max", allow_zero=True)
+        if self.gamma_max < self.gamma_min:
+            raise ValueError(
+                f"gamma_max: expected >= gamma_min={self.gamma_min}, got {self.gamma_max}"
+            )
+
+    def __call__(self, p: Tensor) -> Tensor:
+        gamma = focal_gamma_root(p).clamp(self.gamma_min, self.gamma_max)
+        return gamma.to(p.dtype)
+
+    @property
+    def min_gamma(self) -> float:
+        return self.gamma_min
+
+    def __repr__(self) -> str:
+        return f"LambertWGamma(gamma_min={self.gamma_min:g}, gamma_max={self.gamma_max:g})"
+
+
+class ScheduledGamma(GammaPolicy):
+    """γ by epoch: ``{0: 5, 100: 3, 250: 1}`` is FLSc-531 (Mukhoti et al., 2020).
+
+    ``set_epoch(e)`` selects the value of the last milestone ``<= e``; the trainer calls it at the
+    start of every epoch (through the loss's ``set_epoch``).
+
+    Example:
+        >>> policy = ScheduledGamma({0: 5.0, 100: 3.0, 250: 1.0})
+        >>> policy.set_epoch(120); policy(torch.tensor([0.3]))
+        3.0
+    """
+
+    constant = True
+
+    def __init__(self, milestones: Mapping[int, float]) -> None:
+        if not milestones or 0 not in milestones:
+            raise ValueError(
+                f"milestones: expected a mapping epoch -> gamma that includes epoch 0, got {dict(milestones)}"
+            )
+        items = sorted((int(e), check_positive(g, "gamma", allow_zero=True)) for e, g in milestones.items())
+        self.milestones = dict(items)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch: expected an integer >= 0, got {epoch!r}")
+        self.epoch = epoch
+
+    @property
+    def gamma(self) -> float:
+        """γ of the current epoch."""
+        return [g for e, g in self.milestones.items() if e <= self.epoch][-1]
+
+    def __call__(self, p: Tensor) -> float:
+        return self.gamma
+
+    @property
+    def min_gamma(self) -> float:
+        return min(self.milestones.values())
+
+    def __repr__(self) -> str:
+        return f"ScheduledGamma({self.milestones}, epoch={self.epoch})"
+
+
+gamma_policies: Registry[GammaPolicy] = Registry("gamma policy")
+gamma_policies.register("flsd53", "flsd_53")(
+    lambda: ThresholdGamma((0.2, 0.5), (5.0, 3.0), default=3.0)
+)
+gamma_policies.register("flsd52", "flsd_52")(
+    lambda: ThresholdGamma((0.2, 0.5), (5.0, 3.0), default=2.0)
+)
+gamma_policies.register("flsd53_sst")(lambda: ThresholdGamma((0.19, 0.5), (5.0, 3.0), default=3.0))
+gamma_policies.register("flsc531", "flsc_531")(
+    lambda: ScheduledGamma({0: 5.0, 100: 3.0, 250: 1.0})
+)
+gamma_policies.register("flsc532", "flsc_532")(
+    lambda: ScheduledGamma({0: 5.0, 100: 3.0, 250: 2.0})
+)
+gamma_policies.register("lambertw", "lambert_w")(LambertWGamma)
+
+
+def get_gamma_policy(gamma: Any, *, allow_negative: bool = False) -> GammaPolicy:
+    """A :class:`GammaPolicy` from a number, a registered name or a policy.
+
+    Names: ``flsd53``, ``flsd52``, ``flsd53_sst``, ``flsc531``, ``flsc532``, ``lambertw``.
+    Raises ValueError for a negative γ unless ``allow_negative``.
+
+    Example:
+        >>> get_gamma_policy("flsd53")
+        ThresholdGamma(thresholds=(0.2, 0.5), gammas=(5.0, 3.0), default=3)
+    """
+    if isinstance(gamma, GammaPolicy):
+        policy = gamma
+    elif isinstance(gamma, str):
+        policy = gamma_policies.get(gamma)
+    elif isinstance(gamma, (int, float)) and not isinstance(gamma, bool):
+        policy = FixedGamma(float(gamma))
+    else:
+        raise TypeError(
+            "gamma: expected a number, a policy name "
+            f"({', '.join(gamma_policies.names())}) or a GammaPolicy, got {gamma!r}"
+        )
+    if not allow_negative and policy.min_gamma < 0:
+        raise ValueError(f"gamma: expected gamma >= 0 for this loss, got {policy!r}")
+    return policy

@@ -18,8 +18,12 @@ Example:
 
 from __future__ import annotations
 
-from . import imagefolder as _imagefolder  # noqa: F401  (registers "imagefolder")
-from . import npz as _npz  # noqa: F401  (registers "npz")
+from . import cifar as _cifar  # noqa: F401  (registers the readers)
+from . import imagefolder as _imagefolder  # noqa: F401
+from . import mnist as _mnist  # noqa: F401
+from . import npz as _npz  # noqa: F401
+from . import svhn as _svhn  # noqa: F401
+from . import tiny_imagenet as _tiny_imagenet  # noqa: F401
 from .base import (
     DATASETS,
     NORMALIZATIONS,
@@ -31,21 +35,33 @@ from .base import (
     get_dataset,
     resolve_normalization,
 )
+from .corruptions import CORRUPTIONS, corrupt, corrupt_dataset
+from .io import ChecksumError, extract_archive, md5sum
+from .ood import CIFAR_C_CORRUPTIONS, get_ood_dataset, resize_images
 from .splits import paper_split_indices
 from .transforms import BatchTransform, InMemoryLoader, make_batch_transform
 
 __all__ = [
+    "CIFAR_C_CORRUPTIONS",
+    "CORRUPTIONS",
     "DATASETS",
     "NORMALIZATIONS",
     "ArrayDataset",
     "Augmentation",
     "BatchTransform",
+    "ChecksumError",
     "InMemoryLoader",
     "Normalization",
     "carve_split",
     "channel_statistics",
+    "corrupt",
+    "corrupt_dataset",
+    "extract_archive",
     "get_dataset",
+    "get_ood_dataset",
     "make_batch_transform",
+    "md5sum",
     "paper_split_indices",
+    "resize_images",
     "resolve_normalization",
 ]

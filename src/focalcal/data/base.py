@@ -287,7 +287,7 @@ def get_dataset(
         >>> get_dataset("mnistt")
         Traceback (most recent call last):
         ...
-        ValueError: unknown dataset 'mnistt'; expected one of: cifar100, cifar100_c, cifar10, cifar10_c, fashion_mnist, imagefolder, mnist, npz, svhn, tiny_imagenet
+        ValueError: unknown dataset 'mnistt'; expected one of: cifar10, cifar100, cifar100_c, cifar10_c, fashion_mnist, imagefolder, mnist, npz, svhn, tiny_imagenet
     """
     factory = DATASETS.factory(name)
     check_choice(split, "split", SPLITS)

@@ -72,7 +72,7 @@ def _size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     return (int(h), int(w))
 
 
-@DATASETS.register("imagefolder", "image_folder")
+@DATASETS.register("imagefolder")
 def load_imagefolder(
     root: Path | None,
     split: str = "train",

@@ -193,7 +193,9 @@ class _TargetLogProbs(torch.autograd.Function):
         return grad, None, None
 
 
-def target_log_probs(logits: Tensor, target: Tensor, *, runner_up: bool = False) -> tuple[Tensor, Tensor]:
+def target_log_probs(
+    logits: Tensor, target: Tensor, *, runner_up: bool = False
+) -> tuple[Tensor, Tensor]:
     r"""Target log-probability :math:`\log p_y` and runner-up :math:`\log p_j` of every item.
 
     :math:`p_j = \max\{p_c : p_c < p_y\}` is the largest probability strictly below the target's

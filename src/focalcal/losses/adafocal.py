@@ -163,7 +163,9 @@ class AdaFocalLoss(WeightedLoss):
         self.n_bins = check_n_bins(n_bins)
         self.variant = check_choice(variant, "variant", VARIANTS)
         self.lam = check_positive(lam, "lam", allow_zero=True)
-        self.switch_threshold = check_positive(switch_threshold, "switch_threshold", allow_zero=True)
+        self.switch_threshold = check_positive(
+            switch_threshold, "switch_threshold", allow_zero=True
+        )
         if isinstance(gamma_min, bool) or not isinstance(gamma_min, (int, float)):
             raise TypeError(f"gamma_min: expected a real number, got {gamma_min!r}")
         self.gamma_min = float(gamma_min)
@@ -198,10 +200,14 @@ class AdaFocalLoss(WeightedLoss):
                 f"edges, gammas: expected shapes (B + 1,) and (B,), got {tuple(e.shape)} and "
                 f"{tuple(g.shape)}"
             )
-        if bool((e[1:] < e[:-1]).any()) or not bool(torch.isfinite(e).all() & torch.isfinite(g).all()):
+        if bool((e[1:] < e[:-1]).any()) or not bool(
+            torch.isfinite(e).all() & torch.isfinite(g).all()
+        ):
             raise ValueError(f"edges: expected finite, non-decreasing edges, got {e.tolist()}")
         if not self.signed and bool((g < 0).any()):
-            raise ValueError(f"gammas: expected values >= 0 for variant {self.variant!r}, got {g.tolist()}")
+            raise ValueError(
+                f"gammas: expected values >= 0 for variant {self.variant!r}, got {g.tolist()}"
+            )
         self.n_bins = g.numel()
         self.bin_edges = e.to(self.bin_edges.device)
         self.bin_gammas = g.to(self.bin_gammas.device)
@@ -258,7 +264,9 @@ class AdaFocalLoss(WeightedLoss):
             check_probabilities(probs, "val_probs")
         labels = check_targets(labels, probs.shape, probs.shape[1], "val_labels").to(probs.device)
         confidence, prediction = probs.max(dim=1)
-        edges, gaps = calibration_gaps(confidence, (prediction == labels).to(probs.dtype), self.n_bins)
+        edges, gaps = calibration_gaps(
+            confidence, (prediction == labels).to(probs.dtype), self.n_bins
+        )
         new_gammas = adafocal_gamma_update(
             self.bin_gammas.to(gaps.device),
             gaps,

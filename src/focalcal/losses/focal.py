@@ -225,4 +225,3 @@ class InverseFocalLoss(GammaLoss):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return inverse_focal_loss(logits, target, self.gamma, **self._common())
-

@@ -17,6 +17,7 @@ through γ, as in the official code (where γ came from ``.item()``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -114,7 +115,7 @@ class ThresholdGamma(GammaPolicy):
                 f"thresholds, gammas: expected two non-empty sequences of equal length, "
                 f"got {len(thresholds)} thresholds and {len(gammas)} gammas"
             )
-        if any(b <= a for a, b in zip(thresholds, thresholds[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(thresholds)):
             raise ValueError(f"thresholds: expected strictly increasing values, got {thresholds}")
         if not all(math.isfinite(v) for v in [*thresholds, *gammas, float(default)]):
             raise ValueError("thresholds, gammas, default: expected finite numbers")
@@ -248,7 +249,9 @@ class ScheduledGamma(GammaPolicy):
             raise ValueError(
                 f"milestones: expected a mapping epoch -> gamma that includes epoch 0, got {dict(milestones)}"
             )
-        items = sorted((int(e), check_positive(g, "gamma", allow_zero=True)) for e, g in milestones.items())
+        items = sorted(
+            (int(e), check_positive(g, "gamma", allow_zero=True)) for e, g in milestones.items()
+        )
         self.milestones = dict(items)
         self.epoch = 0
 
@@ -281,12 +284,8 @@ gamma_policies.register("flsd52", "flsd_52")(
     lambda: ThresholdGamma((0.2, 0.5), (5.0, 3.0), default=2.0)
 )
 gamma_policies.register("flsd53_sst")(lambda: ThresholdGamma((0.19, 0.5), (5.0, 3.0), default=3.0))
-gamma_policies.register("flsc531", "flsc_531")(
-    lambda: ScheduledGamma({0: 5.0, 100: 3.0, 250: 1.0})
-)
-gamma_policies.register("flsc532", "flsc_532")(
-    lambda: ScheduledGamma({0: 5.0, 100: 3.0, 250: 2.0})
-)
+gamma_policies.register("flsc531", "flsc_531")(lambda: ScheduledGamma({0: 5.0, 100: 3.0, 250: 1.0}))
+gamma_policies.register("flsc532", "flsc_532")(lambda: ScheduledGamma({0: 5.0, 100: 3.0, 250: 2.0}))
 gamma_policies.register("lambertw", "lambert_w")(LambertWGamma)
 
 

@@ -111,7 +111,11 @@ def mmce_penalty(
     s_cw = (u * k_uv[:, 1]).sum()
     mm, nn_, mn = n_correct * n_correct, n_wrong * n_wrong, n_correct * n_wrong
     if convention == "official":
-        s_cc, s_ww, s_cw = s_cc / mm.clamp_min(1.0), s_ww / nn_.clamp_min(1.0), s_cw / mn.clamp_min(1.0)
+        s_cc, s_ww, s_cw = (
+            s_cc / mm.clamp_min(1.0),
+            s_ww / nn_.clamp_min(1.0),
+            s_cw / mn.clamp_min(1.0),
+        )
     mmd = s_cc / (mm + 1e-5) + s_ww / (nn_ + 1e-5) - 2.0 * s_cw / (mn + 1e-5)
     both = ((n_correct > 0) & (n_wrong > 0)).to(torch.float64)
     return both * torch.sqrt(mmd.clamp_min(0.0) + 1e-10)

@@ -174,7 +174,7 @@ def test_papers_resnet110_is_four_stage_bottleneck():
 
 
 def test_registry_errors():
-    with pytest.raises(ValueError, match="unknown model 'resnet21'.*resnet20"):
+    with pytest.raises(ValueError, match=r"unknown model 'resnet21'.*resnet20"):
         get_model("resnet21", 10)
     with pytest.raises(ValueError, match="num_classes"):
         get_model("resnet20", 0)

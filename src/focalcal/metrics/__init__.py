@@ -33,10 +33,33 @@ from focalcal.metrics.functional import (
     nll,
     rmsce,
 )
+from focalcal.metrics.smooth import smooth_ece
+from focalcal.metrics.streaming import (
+    ECE,
+    MCE,
+    NLL,
+    RMSCE,
+    Accuracy,
+    AdaECE,
+    Brier,
+    CalibrationMetrics,
+    ClasswiseECE,
+    SmoothECE,
+)
 
 __all__ = [
+    "ECE",
+    "MCE",
+    "NLL",
+    "RMSCE",
+    "Accuracy",
+    "AdaECE",
     "BinSums",
+    "Brier",
     "CalibrationBins",
+    "CalibrationMetrics",
+    "ClasswiseECE",
+    "SmoothECE",
     "accuracy",
     "adaece",
     "assign_bins",
@@ -52,4 +75,5 @@ __all__ = [
     "mce",
     "nll",
     "rmsce",
+    "smooth_ece",
 ]

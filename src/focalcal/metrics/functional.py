@@ -59,11 +59,13 @@ __all__ = [
     "adaece_from_pairs",
     "binned_calibration_error",
     "brier",
+    "brier_per_sample",
     "calibration_bins",
     "classwise_ece",
     "classwise_update",
     "ece",
     "error",
+    "label_log_prob",
     "mce",
     "nll",
     "prepare_inputs",
@@ -129,6 +131,20 @@ def top_label(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Top-label confidence ``max_c p_c`` (N,) and correctness ``argmax == label`` (N,) bool."""
     confidence, prediction = probs.max(dim=1)
     return confidence, prediction == labels
+
+
+def label_log_prob(x: Tensor, labels: Tensor, from_logits: bool) -> Tensor:
+    """float64 (N,) ``log p_y``: ``z_y - logsumexp(z)`` from logits (no underflow), else ``log p_y``."""
+    picked = x.gather(1, labels.unsqueeze(1)).squeeze(1).double()
+    if from_logits:
+        return picked - torch.logsumexp(x, dim=1).double()
+    return picked.log()
+
+
+def brier_per_sample(probs: Tensor, labels: Tensor) -> Tensor:
+    r"""float64 (N,) :math:`\sum_c (p_c - 1[c = y])^2 = \sum_c p_c^2 - 2 p_y + 1`."""
+    p_label = probs.gather(1, labels.unsqueeze(1)).squeeze(1).double()
+    return probs.square().sum(1, dtype=torch.float64) - 2 * p_label + 1
 
 
 def _check_convention(convention: str) -> str:
@@ -450,8 +466,7 @@ def nll(
     x, y, was_numpy = prepare_inputs(
         probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate=validate
     )
-    log_p = torch.log_softmax(x.double(), dim=1) if from_logits else x.double().log()
-    value = -log_p.gather(1, y.unsqueeze(1)).mean()
+    value = -label_log_prob(x, y, from_logits).mean()
     return restore_kind(value, was_numpy)
 
 
@@ -476,10 +491,7 @@ def brier(
     x, y, was_numpy = prepare_inputs(
         probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate=validate
     )
-    p = to_probs(x, from_logits)
-    p_label = p.gather(1, y.unsqueeze(1)).squeeze(1).double()
-    per_sample = p.square().sum(1, dtype=torch.float64) - 2 * p_label + 1
-    return restore_kind(per_sample.mean(), was_numpy)
+    return restore_kind(brier_per_sample(to_probs(x, from_logits), y).mean(), was_numpy)
 
 
 def accuracy(

@@ -1,0 +1,344 @@
+r"""Streaming (``torchmetrics.Metric``) versions of the calibration metrics.
+
+Each class is a thin shell around the functional core of :mod:`focalcal.metrics.functional`:
+``update`` accumulates sufficient statistics, ``compute`` turns them into the value, and
+distributed sync is exact (per-bin sums are float64 and reduced with ``sum``; per-sample pairs are
+concatenated). State size:
+
+====================================== ==============================================
+metric                                 state
+====================================== ==============================================
+``ECE``, ``MCE``, ``RMSCE``            3 × B float64 bin sums + N
+``ClasswiseECE``                       3 × C × B float64 bin sums + N + max label
+``AdaECE``, ``SmoothECE``              one (float32 confidence, uint8 correct) pair per sample
+``NLL``, ``Brier``, ``Accuracy``       two float64 scalars
+``CalibrationMetrics``                 all of the above, one softmax/max per batch
+====================================== ==============================================
+
+Example:
+    >>> import torch
+    >>> metric = ECE(n_bins=15, from_logits=True)
+    >>> for logits, labels in [(torch.randn(8, 3), torch.randint(0, 3, (8,)))] * 2:
+    ...     metric.update(logits, labels)
+    >>> value = metric.compute()  # same as ece() on the concatenated batches
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+from focalcal._validation import check_choice, check_n_bins
+from focalcal.metrics.binning import BinSums
+from focalcal.metrics.functional import (
+    CONVENTIONS,
+    adaece_from_pairs,
+    binned_calibration_error,
+    brier_per_sample,
+    classwise_update,
+    label_log_prob,
+    prepare_inputs,
+    to_probs,
+    top_label,
+    top_label_update,
+)
+from focalcal.metrics.smooth import smooth_ece_from_pairs
+
+__all__ = [
+    "ECE",
+    "MCE",
+    "NLL",
+    "RMSCE",
+    "Accuracy",
+    "AdaECE",
+    "Brier",
+    "CalibrationMetrics",
+    "ClasswiseECE",
+    "SmoothECE",
+]
+
+_F64 = torch.float64
+
+
+class _PreparedInputs(Metric):
+    """Shared constructor arguments and input preparation."""
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(
+        self,
+        *,
+        from_logits: bool = False,
+        ignore_index: int | None = None,
+        validate: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.from_logits = from_logits
+        self.ignore_index = ignore_index
+        self.validate = validate
+
+    def _inputs(self, probs: Any, labels: Any) -> tuple[Tensor, Tensor]:
+        """(logits or probs (M, C), labels (M,)) on the metric's device, validated, flattened."""
+        x, y, _ = prepare_inputs(
+            probs,
+            labels,
+            from_logits=self.from_logits,
+            ignore_index=self.ignore_index,
+            validate=self.validate,
+        )
+        return x.to(self.device), y.to(self.device)
+
+    def _add_bin_states(self, prefix: str, shape: tuple[int, ...]) -> None:
+        for field in BinSums._fields:
+            self.add_state(f"{prefix}{field}", torch.zeros(shape, dtype=_F64), dist_reduce_fx="sum")
+
+    def _bin_state(self, prefix: str) -> BinSums:
+        return BinSums(*(getattr(self, f"{prefix}{field}") for field in BinSums._fields))
+
+    def _accumulate_bins(self, prefix: str, sums: BinSums) -> None:
+        for field, value in zip(BinSums._fields, sums, strict=True):
+            name = f"{prefix}{field}"
+            state = getattr(self, name)
+            if state.numel() == 0:  # lazily sized (number of classes known at first update)
+                state = torch.zeros_like(value)
+            setattr(self, name, state + value)
+
+
+def _binned_args(n_bins: int, convention: str) -> tuple[int, str]:
+    return check_n_bins(n_bins), check_choice(convention, "convention", CONVENTIONS)
+
+
+class _TopLabelBinned(_PreparedInputs):
+    """Equal-width top-label bin sums; subclasses choose the norm."""
+
+    norm: str = "l1"
+
+    def __init__(self, n_bins: int = 15, convention: str = "default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_bins, self.convention = _binned_args(n_bins, convention)
+        self._add_bin_states("", (self.n_bins,))
+        self.add_state("total", torch.zeros((), dtype=_F64), dist_reduce_fx="sum")
+
+    def update(self, probs: Any, labels: Any) -> None:
+        x, y = self._inputs(probs, labels)
+        confidence, correct = top_label(to_probs(x, self.from_logits), y)
+        self._accumulate_bins(
+            "", top_label_update(confidence, correct, self.n_bins, self.convention)
+        )
+        self.total += y.numel()
+
+    def compute(self) -> Tensor:
+        return binned_calibration_error(self._bin_state(""), self.total, self.norm)  # type: ignore[arg-type]
+
+
+class ECE(_TopLabelBinned):
+    """Streaming :func:`focalcal.metrics.ece` (state: B float64 bin sums)."""
+
+    norm = "l1"
+
+
+class MCE(_TopLabelBinned):
+    """Streaming :func:`focalcal.metrics.mce`."""
+
+    norm = "max"
+
+
+class RMSCE(_TopLabelBinned):
+    """Streaming :func:`focalcal.metrics.rmsce`."""
+
+    norm = "l2"
+
+
+class ClasswiseECE(_PreparedInputs):
+    """Streaming :func:`focalcal.metrics.classwise_ece` (state: C × B float64 bin sums).
+
+    ``num_classes`` sizes the state up front; when omitted it is sized at the first update (then
+    every process must update at least once before a distributed ``compute``).
+    """
+
+    def __init__(
+        self,
+        n_bins: int = 15,
+        convention: str = "default",
+        num_classes: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.n_bins, self.convention = _binned_args(n_bins, convention)
+        shape = (0,) if num_classes is None else (check_n_bins(num_classes, "num_classes"), n_bins)
+        self._add_bin_states("", shape)
+        self.add_state("total", torch.zeros((), dtype=_F64), dist_reduce_fx="sum")
+        self.add_state("max_label", torch.tensor(-1), dist_reduce_fx="max")
+
+    def update(self, probs: Any, labels: Any) -> None:
+        x, y = self._inputs(probs, labels)
+        sums = classwise_update(to_probs(x, self.from_logits), y, self.n_bins, self.convention)
+        self._accumulate_bins("", sums)
+        self.total += y.numel()
+        self.max_label = torch.maximum(self.max_label, y.max())
+
+    def compute(self) -> Tensor:
+        per_class = binned_calibration_error(self._bin_state(""), self.total, "l1")
+        if self.convention == "official":
+            per_class = per_class[: int(self.max_label) + 1]
+        return per_class.mean()
+
+
+class _TopLabelPairs(_PreparedInputs):
+    """Keeps one (float32 confidence, uint8 correct) pair per sample."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("confidence", [], dist_reduce_fx="cat")
+        self.add_state("correct", [], dist_reduce_fx="cat")
+
+    def update(self, probs: Any, labels: Any) -> None:
+        x, y = self._inputs(probs, labels)
+        confidence, correct = top_label(to_probs(x, self.from_logits), y)
+        self.confidence.append(confidence.float())
+        self.correct.append(correct.to(torch.uint8))
+
+    def _pairs(self) -> tuple[Tensor, Tensor]:
+        return dim_zero_cat(self.confidence), dim_zero_cat(self.correct)
+
+
+class AdaECE(_TopLabelPairs):
+    """Streaming :func:`focalcal.metrics.adaece` (state: per-sample pairs, 5 bytes each)."""
+
+    def __init__(self, n_bins: int = 15, convention: str = "default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_bins, self.convention = _binned_args(n_bins, convention)
+
+    def compute(self) -> Tensor:
+        return adaece_from_pairs(*self._pairs(), self.n_bins, self.convention)  # type: ignore[return-value]
+
+
+class SmoothECE(_TopLabelPairs):
+    """Streaming :func:`focalcal.metrics.smooth_ece` (state: per-sample pairs)."""
+
+    def compute(self) -> Tensor:
+        return smooth_ece_from_pairs(*self._pairs())  # type: ignore[return-value]
+
+
+class _MeanOverSamples(_PreparedInputs):
+    """Sum of a per-sample quantity and the sample count."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("sum", torch.zeros((), dtype=_F64), dist_reduce_fx="sum")
+        self.add_state("total", torch.zeros((), dtype=_F64), dist_reduce_fx="sum")
+
+    def _per_sample(self, x: Tensor, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def update(self, probs: Any, labels: Any) -> None:
+        x, y = self._inputs(probs, labels)
+        self.sum += self._per_sample(x, y).sum(dtype=_F64)
+        self.total += y.numel()
+
+    def compute(self) -> Tensor:
+        return self.sum / self.total
+
+
+class NLL(_MeanOverSamples):
+    """Streaming :func:`focalcal.metrics.nll`."""
+
+    def _per_sample(self, x: Tensor, y: Tensor) -> Tensor:
+        return -label_log_prob(x, y, self.from_logits)
+
+
+class Brier(_MeanOverSamples):
+    """Streaming :func:`focalcal.metrics.brier`."""
+
+    def _per_sample(self, x: Tensor, y: Tensor) -> Tensor:
+        return brier_per_sample(to_probs(x, self.from_logits), y)
+
+
+class Accuracy(_MeanOverSamples):
+    """Streaming :func:`focalcal.metrics.accuracy` (top-1)."""
+
+    higher_is_better = True
+
+    def _per_sample(self, x: Tensor, y: Tensor) -> Tensor:
+        return (x.argmax(dim=1) == y).double()
+
+
+class CalibrationMetrics(_PreparedInputs):
+    """All calibration metrics in one pass: one softmax and one max per batch.
+
+    ``compute()`` returns a dict with ``ece``, ``adaece``, ``classwise_ece``, ``mce``, ``rmsce``,
+    ``smooth_ece`` (unless ``smooth=False``), ``nll``, ``brier``, ``accuracy`` and ``error``,
+    each equal to the functional metric on all the data seen (same ``n_bins`` / ``convention``).
+
+    Example:
+        >>> import torch
+        >>> m = CalibrationMetrics(from_logits=True, num_classes=3)
+        >>> m.update(torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 0.0]]), torch.tensor([0, 2]))
+        >>> sorted(m.compute())[:4]
+        ['accuracy', 'adaece', 'brier', 'classwise_ece']
+    """
+
+    def __init__(
+        self,
+        n_bins: int = 15,
+        convention: str = "default",
+        num_classes: int | None = None,
+        *,
+        smooth: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.n_bins, self.convention = _binned_args(n_bins, convention)
+        self.smooth = smooth
+        self._add_bin_states("top_", (self.n_bins,))
+        shape = (0,) if num_classes is None else (check_n_bins(num_classes, "num_classes"), n_bins)
+        self._add_bin_states("class_", shape)
+        for name in ("total", "nll_sum", "brier_sum"):
+            self.add_state(name, torch.zeros((), dtype=_F64), dist_reduce_fx="sum")
+        self.add_state("max_label", torch.tensor(-1), dist_reduce_fx="max")
+        self.add_state("confidence", [], dist_reduce_fx="cat")
+        self.add_state("correct", [], dist_reduce_fx="cat")
+
+    def update(self, probs: Any, labels: Any) -> None:
+        x, y = self._inputs(probs, labels)
+        p = to_probs(x, self.from_logits)
+        confidence, correct = top_label(p, y)
+        self._accumulate_bins(
+            "top_", top_label_update(confidence, correct, self.n_bins, self.convention)
+        )
+        self._accumulate_bins("class_", classwise_update(p, y, self.n_bins, self.convention))
+        self.confidence.append(confidence.float())
+        self.correct.append(correct.to(torch.uint8))
+        self.nll_sum -= label_log_prob(x, y, self.from_logits).sum()
+        self.brier_sum += brier_per_sample(p, y).sum()
+        self.total += y.numel()
+        self.max_label = torch.maximum(self.max_label, y.max())
+
+    def compute(self) -> dict[str, Tensor]:
+        top = self._bin_state("top_")
+        per_class = binned_calibration_error(self._bin_state("class_"), self.total, "l1")
+        if self.convention == "official":
+            per_class = per_class[: int(self.max_label) + 1]
+        confidence, correct = dim_zero_cat(self.confidence), dim_zero_cat(self.correct)
+        accuracy = top.acc_sum.sum() / self.total
+        out = {
+            "ece": binned_calibration_error(top, self.total, "l1"),
+            "adaece": adaece_from_pairs(confidence, correct, self.n_bins, self.convention),
+            "classwise_ece": per_class.mean(),
+            "mce": binned_calibration_error(top, self.total, "max"),
+            "rmsce": binned_calibration_error(top, self.total, "l2"),
+            "nll": self.nll_sum / self.total,
+            "brier": self.brier_sum / self.total,
+            "accuracy": accuracy,
+            "error": 1 - accuracy,
+        }
+        if self.smooth:
+            out["smooth_ece"] = smooth_ece_from_pairs(confidence, correct)
+        return out  # type: ignore[return-value]

@@ -1,0 +1,295 @@
+"""Train a run end to end: data, model, loss, Lightning trainer, checkpoints, logits.
+
+A run folder holds everything about one training run::
+
+    RUN/config.json             the full TrainConfig (written before training starts)
+    RUN/checkpoints/last.ckpt   Lightning checkpoint, rewritten atomically after every epoch;
+                                loads with torch.load(weights_only=True)
+    RUN/logs/                   CSV logs (metrics.csv) and TensorBoard events when installed
+    RUN/logits.npz              val/test/OOD logits and labels of the final model
+    RUN/status.json             {"status": "finished", ...} once training has completed
+
+``evaluate`` then adds ``metrics.json``, ``report.md`` and the reliability diagrams.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import losses, models
+from ..data import ArrayDataset, InMemoryLoader, get_dataset, make_batch_transform
+from ..models import check_compatibility, get_model
+from ._io import atomic_save_npz, atomic_write_text
+from .config import TrainConfig, load_config, save_config
+from .predict import predict_logits
+
+__all__ = [
+    "RunExistsError",
+    "Splits",
+    "build_loss",
+    "build_model",
+    "compute_logits",
+    "is_finished",
+    "load_model",
+    "load_splits",
+    "prepare_run_dir",
+    "train",
+]
+
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+LOGITS_FILE = "logits.npz"
+CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+class RunExistsError(FileExistsError):
+    """The run folder already holds a run that would be overwritten."""
+
+
+@dataclass
+class Splits:
+    """The datasets of a run: train, validation (for T and adaptive losses), test and OOD sets."""
+
+    train: ArrayDataset
+    val: ArrayDataset
+    test: ArrayDataset
+    ood: dict[str, ArrayDataset] = field(default_factory=dict)
+
+
+def _dataset_options(config: TrainConfig) -> dict[str, Any]:
+    return dict(config.dataset_options)
+
+
+def load_splits(config: TrainConfig, *, with_train: bool = True) -> Splits:
+    """Load the train/val/test splits and the OOD sets named in ``config`` (OOD sets are
+    normalised with the training set's statistics, as the papers do)."""
+    opts = _dataset_options(config)
+
+    def load(split: str) -> ArrayDataset:
+        return get_dataset(config.dataset, root=config.data_root, split=split, **opts)
+
+    val = load("val")
+    train = load("train") if with_train else val
+    test = load("test")
+    ood: dict[str, ArrayDataset] = {}
+    for name in config.ood:
+        ood_set = get_dataset(name, split="test")
+        ood[name] = ood_set.with_normalization(train.normalization)
+    return Splits(train=train, val=val, test=test, ood=ood)
+
+
+def build_model(config: TrainConfig, dataset: ArrayDataset) -> nn.Module:
+    """The network of ``config`` sized for ``dataset``, checked for compatibility."""
+    options = dict(config.model_options)
+    if dataset.is_image:
+        options.setdefault("in_channels", dataset.input_shape[0])
+    else:
+        options.setdefault("in_features", dataset.input_shape[0])
+    model = get_model(config.model, num_classes=dataset.num_classes, **options)
+    check_compatibility(dataset, model)
+    return model
+
+
+def build_loss(config: TrainConfig) -> nn.Module:
+    """The loss of ``config`` with the run's reduction and γ (when one is set)."""
+    options = dict(config.loss_options)
+    if config.gamma is not None:
+        options.setdefault("gamma", config.gamma)
+    options.setdefault("reduction", config.loss_reduction)
+    try:
+        return losses.get_loss(config.loss, **options)
+    except TypeError as err:
+        raise TypeError(
+            f"loss {config.loss!r} does not accept options {sorted(options)}: {err}"
+        ) from err
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a completed training run."""
+    status = Path(run_dir) / STATUS_FILE
+    return status.is_file() and json.loads(status.read_text()).get("status") == "finished"
+
+
+def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool) -> Path:
+    """Check that ``run_dir`` may be used; with ``overwrite`` empty an old focalcal run folder.
+
+    A finished run is never overwritten without ``overwrite``; an unfinished one needs
+    ``resume`` (continue) or ``overwrite`` (start again).
+    """
+    run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite: expected at most one of them, got both")
+    if not run_dir.exists():
+        if resume:
+            raise FileNotFoundError(f"--resume: no run folder at {run_dir}")
+        return run_dir
+    if not run_dir.is_dir():
+        raise NotADirectoryError(f"out: expected a folder, got the file {run_dir}")
+    has_run = (run_dir / CONFIG_FILE).is_file()
+    if resume:
+        if not has_run:
+            raise FileNotFoundError(f"--resume: {run_dir} has no {CONFIG_FILE}; nothing to resume")
+        if is_finished(run_dir):
+            raise RunExistsError(f"--resume: the run in {run_dir} is already finished")
+        return run_dir
+    if overwrite:
+        if not has_run and any(run_dir.iterdir()):
+            raise RunExistsError(
+                f"--overwrite: {run_dir} is not a focalcal run folder (no {CONFIG_FILE}); "
+                "refusing to delete it"
+            )
+        shutil.rmtree(run_dir)
+        return run_dir
+    if is_finished(run_dir):
+        raise RunExistsError(
+            f"{run_dir} already holds a finished run; pass --overwrite to replace it or choose "
+            "another --out"
+        )
+    if has_run:
+        raise RunExistsError(
+            f"{run_dir} holds an unfinished run; pass --resume to continue it or --overwrite to "
+            "start again"
+        )
+    if any(run_dir.iterdir()):
+        raise RunExistsError(f"out: {run_dir} is not empty; choose an empty or new folder")
+    return run_dir
+
+
+class _DataModule:
+    """Factory for the per-rank training loader (created once the trainer knows rank/device)."""
+
+    def __init__(self, dataset: ArrayDataset, config: TrainConfig) -> None:
+        self.dataset = dataset
+        self.config = config
+
+    def make(self, trainer: Any) -> InMemoryLoader:
+        world = trainer.world_size
+        if self.config.batch_size % world:
+            raise ValueError(
+                f"batch_size: the global batch {self.config.batch_size} must be divisible by the "
+                f"number of processes {world}"
+            )
+        return InMemoryLoader(
+            self.dataset,
+            batch_size=self.config.batch_size // world,
+            shuffle=True,
+            transform=make_batch_transform(self.dataset, train=True),
+            device=trainer.strategy.root_device,
+            seed=self.config.seed,
+            rank=trainer.global_rank,
+            world_size=world,
+        )
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    splits: Splits | None = None,
+) -> Path | None:
+    """Train ``config`` into ``run_dir`` and save the final logits (then ``evaluate_run``).
+
+    With ``resume``, ``config`` is read from ``run_dir`` (runtime fields such as ``devices``
+    may differ) and training continues from ``checkpoints/last.ckpt``.
+    Returns ``run_dir`` on global rank 0 and ``None`` on the other DDP processes (every process
+    calls this; only rank 0 writes files).
+    """
+    from .module import CalibrationModule
+    from .trainer import make_trainer, seed_everything
+
+    run_dir = Path(run_dir)
+    ckpt = run_dir / CHECKPOINT
+    criterion = build_loss(config)  # unknown loss names fail before any data is read
+    models.MODELS.factory(config.model)
+    trainer = make_trainer(config, run_dir, checkpoint=ckpt, progress=progress, resume=resume)
+    # Only global rank 0 touches the folder: under DDP every process runs this function
+    # (Lightning's launcher, torchrun or SLURM start the others), and they must not see
+    # rank 0's fresh config.json as "an unfinished run".
+    if trainer.global_rank == 0:
+        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    seed_everything(config.seed)
+    splits = splits or load_splits(config)
+    model = build_model(config, splits.train)
+    module = CalibrationModule(
+        model,
+        criterion,
+        config,
+        val_inputs=splits.val.inputs,
+        val_targets=splits.val.targets,
+        eval_transform=make_batch_transform(splits.val, train=False),
+        train_loader=_DataModule(splits.train, config).make,
+    )
+    if trainer.global_rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            save_config(config, run_dir / CONFIG_FILE)
+    start = time.perf_counter()
+    trainer.fit(
+        module, ckpt_path=str(ckpt) if resume and ckpt.is_file() else None, weights_only=True
+    )
+    if trainer.global_rank != 0:
+        return None
+    logits = compute_logits(model, splits, config, device=trainer.strategy.root_device)
+    atomic_save_npz(run_dir / LOGITS_FILE, **logits)
+    status = {
+        "status": "finished",
+        "epochs": config.epochs,
+        "train_seconds": round(time.perf_counter() - start, 3),
+        "world_size": trainer.world_size,
+    }
+    atomic_write_text(run_dir / STATUS_FILE, json.dumps(status, indent=2) + "\n")
+    return run_dir
+
+
+def compute_logits(
+    model: nn.Module, splits: Splits, config: TrainConfig, device: torch.device | str = "cpu"
+) -> dict[str, np.ndarray]:
+    """Logits and labels of the val/test/OOD splits as float32/int64 arrays (``logits.npz`` keys:
+    ``val_logits``, ``val_labels``, ``test_logits``, ``test_labels``, ``ood__<name>_logits``)."""
+    out: dict[str, np.ndarray] = {}
+    named = [("val", splits.val), ("test", splits.test)]
+    named += [(f"ood__{name}", ds) for name, ds in splits.ood.items()]
+    for key, ds in named:
+        logits = predict_logits(
+            model,
+            ds.inputs,
+            transform=make_batch_transform(ds, train=False),
+            batch_size=config.eval_batch_size,
+            device=device,
+        )
+        out[f"{key}_logits"] = logits.cpu().numpy()
+        out[f"{key}_labels"] = ds.targets.numpy()
+    return out
+
+
+def load_model(
+    run_dir: str | Path, dataset: ArrayDataset | None = None
+) -> tuple[nn.Module, TrainConfig]:
+    """The final network of a run, from ``checkpoints/last.ckpt`` (``weights_only=True``)."""
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / CONFIG_FILE)
+    ckpt_path = run_dir / CHECKPOINT
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {ckpt_path}; train the run first")
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if dataset is None:
+        dataset = load_splits(config, with_train=False).val
+    model = build_model(config, dataset)
+    prefix = "model."
+    state = {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+    model.load_state_dict(state)
+    return model, config

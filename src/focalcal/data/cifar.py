@@ -67,6 +67,7 @@ class _SafeUnpickler(pickle.Unpickler):
             ("numpy", "dtype"),
             ("numpy.core.multiarray", "scalar"),
             ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 store bytes this way
         }
     )
 

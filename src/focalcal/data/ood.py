@@ -86,7 +86,7 @@ def load_cifar_c(
     n = len(images) // 5
     rows = slice((severity - 1) * n, severity * n)
     x = np.ascontiguousarray(images[rows].transpose(0, 3, 1, 2), dtype=np.uint8)
-    y = np.asarray(labels[rows], dtype=np.int64)
+    y = np.array(labels[rows], dtype=np.int64)
     clean = name[:-2]
     n_classes = 10 if clean == "cifar10" else 100
     norm = resolve_normalization(clean if normalization == "default" else normalization)

@@ -35,7 +35,7 @@ def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     sio = require("scipy.io", "data")
     try:
         mat = sio.loadmat(path)
-    except (ValueError, OSError, TypeError) as err:
+    except Exception as err:  # scipy's MatReadError and friends: all mean "not a valid .mat"
         raise ValueError(
             f"{path}: not a readable SVHN .mat file ({err}); it may be corrupt"
         ) from err

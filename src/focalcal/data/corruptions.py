@@ -1,14 +1,15 @@
 """Common corruptions at 5 severities (Hendrycks & Dietterich, ICLR 2019, CIFAR-10-C parameters).
 
 For when the official CIFAR-10-C files are not at hand: ``corrupt(images, name, severity)`` maps
-uint8 (N, C, H, W) images to corrupted uint8 images of the same shape, batched in torch (JPEG
-goes through PIL image by image). The severity constants are those of ``make_cifar_c.py``.
+uint8 (N, C, H, W) images to corrupted uint8 images of the same shape, batched in torch (JPEG and
+pixelate go through PIL image by image, exactly as ``make_cifar_c.py``). The severity constants
+are those of ``make_cifar_c.py``. One deliberate difference: results are rounded to uint8, where
+``make_cifar_c.py`` truncates (``np.uint8(...)``), which darkens every image by half a grey level.
 """
 
 from __future__ import annotations
 
 import io
-import math
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ CORRUPTIONS: dict[str, tuple[float, ...]] = {
 
 
 def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    radius = max(1, math.ceil(4 * sigma))  # scikit-image's truncate=4
+    radius = max(1, int(4 * sigma + 0.5))  # scikit-image / scipy: truncate=4
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-(t**2) / (2 * sigma**2))
     k = k / k.sum()
@@ -53,16 +54,23 @@ def _brightness(x: Tensor, c: float) -> Tensor:
     return torch.where(v > 0, scaled, new_v.expand_as(x))
 
 
-def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:
+def _per_image_pil(x: np.ndarray, name: str, c: float) -> np.ndarray:
+    """JPEG re-encoding and box-filter pixelation, image by image with PIL (as make_cifar_c.py)."""
     Image = require("PIL.Image", "data")
     out = np.empty_like(x)
+    h, w = x.shape[-2:]
     for i, img in enumerate(x):
         arr = img.transpose(1, 2, 0)
         pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-        buf = io.BytesIO()
-        pil.save(buf, "JPEG", quality=int(quality))
-        buf.seek(0)
-        dec = np.asarray(Image.open(buf))
+        if name == "jpeg_compression":
+            buf = io.BytesIO()
+            pil.save(buf, "JPEG", quality=int(c))
+            buf.seek(0)
+            pil = Image.open(buf)
+        else:
+            small = (max(1, int(w * c)), max(1, int(h * c)))
+            pil = pil.resize(small, Image.Resampling.BOX).resize((w, h), Image.Resampling.BOX)
+        dec = np.asarray(pil)
         out[i] = dec[None] if dec.ndim == 2 else dec.transpose(2, 0, 1)
     return out
 
@@ -99,8 +107,8 @@ def corrupt(
             f"images: expected uint8 (N, C, H, W), got dtype {x.dtype}, shape {tuple(x.shape)}"
         )
     c = CORRUPTIONS[name][severity - 1]
-    if name == "jpeg_compression":
-        out = torch.from_numpy(_jpeg(x.cpu().numpy(), int(c))).to(x.device)
+    if name in ("jpeg_compression", "pixelate"):
+        out = torch.from_numpy(_per_image_pil(x.cpu().numpy(), name, c)).to(x.device)
         return restore_kind(out, was_numpy)
     g = torch.Generator(device=x.device)
     if seed is None:
@@ -121,14 +129,10 @@ def corrupt(
     elif name == "gaussian_blur":
         f = _gaussian_blur(f, float(c))
     elif name == "contrast":
-        mean = f.mean(dim=(1, 2, 3), keepdim=True)
+        mean = f.mean(dim=(2, 3), keepdim=True)  # per image and channel, as make_cifar_c.py
         f = (f - mean) * c + mean
     elif name == "brightness":
         f = _brightness(f, float(c)) if f.shape[1] == 3 else f + c
-    elif name == "pixelate":
-        h, w = f.shape[-2:]
-        small = F.interpolate(f, size=(max(1, int(h * c)), max(1, int(w * c))), mode="area")
-        f = F.interpolate(small, size=(h, w), mode="nearest")
     out = (f.clamp(0, 1) * 255.0).round().to(torch.uint8)
     return restore_kind(out, was_numpy)
 

@@ -54,7 +54,17 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     what.add_argument("--data-root", help="dataset folder, or the .npz file for --dataset npz")
     what.add_argument(
-        "--ood", nargs="+", metavar="NAME", help="OOD datasets to evaluate (e.g. svhn cifar10_c)"
+        "--ood",
+        nargs="+",
+        metavar="NAME[:ROOT]",
+        help="OOD test sets to evaluate (e.g. svhn cifar10_c, or npz:other.npz)",
+    )
+    what.add_argument(
+        "--ood-option",
+        action="append",
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="option for every OOD set (repeatable), e.g. severity=5",
     )
     what.add_argument(
         "--loss-option",
@@ -245,6 +255,7 @@ def _train(args: argparse.Namespace) -> int:
             loss_options=dict(args.loss_option or []) or None,
             model_options=dict(args.model_option or []) or None,
             dataset_options=dict(args.dataset_option or []) or None,
+            ood_options=dict(args.ood_option or []) or None,
             epochs=args.epochs,
             batch_size=args.batch_size,
             eval_batch_size=args.eval_batch_size,

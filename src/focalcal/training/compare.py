@@ -1,8 +1,9 @@
 """Compare runs in one table (the papers' Table 1), with intervals and p-values against CE.
 
 Each run is evaluated when it has no ``metrics.json`` yet (or one made with other settings).
-The p-value is the paired bootstrap of Δ = ECE(run) − ECE(baseline) on the same resampled test
-indices (two-sided), pre-T and post-T, each run scaled with its own T.
+The p-value is the one-sided paired bootstrap (:func:`focalcal.metrics.paired_bootstrap`) of
+"the run's ECE is lower than the baseline's", both evaluated on the same resampled test items,
+pre-T and post-T (each run scaled with its own T).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from .. import metrics
 from ._io import atomic_write_text
-from .evaluate import METRICS_FILE, evaluate_run, load_logits, metric_functions
+from .evaluate import METRICS_FILE, evaluate_run, load_logits
 
 __all__ = ["compare_runs", "format_comparison"]
 
@@ -74,7 +75,7 @@ def compare_runs(
                 f"runs: {run} was tested on other samples than {runs[0]}; compare runs on one test set"
             )
     base_idx = next((i for i, r in enumerate(results) if r["loss"] == baseline), None)
-    ece = metric_functions(results[0]["n_bins"])["ece"]
+    n_bins = results[0]["n_bins"]
     rows = []
     for i, (run, res, lg) in enumerate(zip(runs, results, logits, strict=True)):
         row: dict[str, Any] = {
@@ -91,12 +92,14 @@ def compare_runs(
             row["p_vs_baseline"] = {
                 stage: float(
                     metrics.paired_bootstrap(
-                        ece,
+                        "ece",
                         _scaled(lg["test_logits"], res, stage),
                         _scaled(base, base_res, stage),
                         labels,
                         n_resamples=n_bootstrap,
                         seed=seed,
+                        from_logits=True,
+                        n_bins=n_bins,
                     ).p_value
                 )
                 for stage in ("pre", "post")
@@ -132,10 +135,11 @@ def _interval(key: str, entry: dict[str, Any]) -> str:
 
 
 def format_comparison(rows: list[dict[str, Any]], baseline: str | None) -> str:
-    """Markdown table: one row per run, "pre [95% CI] / post (T)" cells, p-values vs baseline."""
+    """Markdown table: one row per run, "pre [95% CI] / post (T)" cells, p-values vs baseline
+    (one-sided: small = the run's ECE is lower than the baseline's)."""
     headers = ["run", *(_HEADERS[k] for k in _COLUMNS)]
     if baseline is not None:
-        headers.append(f"p (ECE vs {baseline}) pre / post")
+        headers.append(f"p (ECE < {baseline}) pre / post")
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
         pre, post = row["test"]["pre"], row["test"]["post"]

@@ -100,6 +100,7 @@ class TrainConfig:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     data_root: str | None = None
     ood: list[str] = field(default_factory=list)
+    ood_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 350
     batch_size: int = 128
     eval_batch_size: int = 500
@@ -132,7 +133,7 @@ class TrainConfig:
                 raise TypeError(f"{name}: expected a non-empty string, got {value!r}")
         if self.gamma is not None:
             check_positive(self.gamma, "gamma", allow_zero=True)
-        for name in ("loss_options", "model_options", "dataset_options"):
+        for name in ("loss_options", "model_options", "dataset_options", "ood_options"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name}: expected a dict, got {getattr(self, name)!r}")
         if not isinstance(self.ood, list) or not all(isinstance(o, str) for o in self.ood):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ __all__ = [
     "fit_temperature",
     "format_report",
     "load_logits",
-    "metric_functions",
+    "metric_specs",
 ]
 
 #: Metric key → table header, in the papers' order.
@@ -56,15 +55,17 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
 
 
-def metric_functions(n_bins: int = 15) -> dict[str, Callable[..., Tensor]]:
-    """Metric key → ``fn(logits, labels)`` (all computed from logits, so NLL stays finite)."""
+def metric_specs(n_bins: int = 15) -> dict[str, tuple[str | Callable[..., Tensor], dict[str, Any]]]:
+    """Metric key → ``(metric, kwargs)`` for :func:`focalcal.metrics.bootstrap_ci` (names take
+    its vectorised resampling path)."""
+    binned = {"n_bins": n_bins}
     return {
-        "error": partial(metrics.error, from_logits=True),
-        "nll": partial(metrics.nll, from_logits=True),
-        "ece": partial(metrics.ece, n_bins=n_bins, from_logits=True),
-        "adaece": partial(metrics.adaece, n_bins=n_bins, from_logits=True),
-        "classwise_ece": partial(metrics.classwise_ece, n_bins=n_bins, from_logits=True),
-        "smooth_ece": partial(metrics.smooth_ece, from_logits=True),
+        "error": ("error", {}),
+        "nll": ("nll", {}),
+        "ece": ("ece", binned),
+        "adaece": ("adaece", binned),
+        "classwise_ece": ("classwise_ece", binned),
+        "smooth_ece": (metrics.smooth_ece, {}),
     }
 
 
@@ -92,13 +93,21 @@ def fit_temperature(
 
 
 def _with_interval(
-    fn: Callable[..., Tensor], logits: Tensor, labels: Tensor, n_bootstrap: int, seed: int
+    metric: str | Callable[..., Tensor],
+    kwargs: dict[str, Any],
+    logits: Tensor,
+    labels: Tensor,
+    n_bootstrap: int,
+    seed: int,
 ) -> dict[str, Any]:
-    value = float(fn(logits, labels))
+    """``{"value": v, "ci95": [lo, hi]}`` of a metric computed from logits."""
     if n_bootstrap == 0:
-        return {"value": value}
-    ci = metrics.bootstrap_ci(fn, logits, labels, n_resamples=n_bootstrap, seed=seed)
-    return {"value": value, "ci95": [float(ci.low), float(ci.high)]}
+        fn = getattr(metrics, metric) if isinstance(metric, str) else metric
+        return {"value": float(fn(logits, labels, from_logits=True, **kwargs))}
+    res = metrics.bootstrap_ci(
+        metric, logits, labels, n_resamples=n_bootstrap, seed=seed, from_logits=True, **kwargs
+    )
+    return {"value": res.estimate, "ci95": [res.low, res.high]}
 
 
 def _ood_scores(in_logits: Tensor, out_logits: Tensor, temperature: float) -> dict[str, float]:
@@ -146,7 +155,7 @@ def evaluate_run(
         logits["val_logits"], logits["val_labels"], ts_criterion, config.n_bins
     )
     test_logits, test_labels = logits["test_logits"], logits["test_labels"]
-    fns = metric_functions(config.n_bins)
+    specs = metric_specs(config.n_bins)
     result: dict[str, Any] = {
         "run": str(run_dir),
         "dataset": config.dataset,
@@ -165,8 +174,8 @@ def evaluate_run(
     for stage, t in (("pre", 1.0), ("post", temperature)):
         scaled = test_logits / t
         result["test"][stage] = {
-            key: _with_interval(fn, scaled, test_labels, n_bootstrap, seed)
-            for key, fn in fns.items()
+            key: _with_interval(metric, kw, scaled, test_labels, n_bootstrap, seed)
+            for key, (metric, kw) in specs.items()
         }
         for key in logits:
             if key.startswith("ood__") and key.endswith("_logits"):

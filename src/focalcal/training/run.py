@@ -26,7 +26,13 @@ import torch
 from torch import nn
 
 from .. import losses, models
-from ..data import ArrayDataset, InMemoryLoader, get_dataset, make_batch_transform
+from ..data import (
+    ArrayDataset,
+    InMemoryLoader,
+    get_dataset,
+    get_ood_dataset,
+    make_batch_transform,
+)
 from ..models import check_compatibility, get_model
 from ._io import atomic_save_npz, atomic_write_text
 from .config import TrainConfig, load_config, save_config
@@ -70,8 +76,12 @@ def _dataset_options(config: TrainConfig) -> dict[str, Any]:
 
 
 def load_splits(config: TrainConfig, *, with_train: bool = True) -> Splits:
-    """Load the train/val/test splits and the OOD sets named in ``config`` (OOD sets are
-    normalised with the training set's statistics, as the papers do)."""
+    """Load the train/val/test splits and the OOD sets named in ``config``.
+
+    OOD sets (``NAME`` or ``NAME:ROOT``, with ``config.ood_options``) are the test splits, resized
+    and normalised like the training set (:func:`focalcal.data.get_ood_dataset`), as the papers
+    do; they are reported under ``NAME`` (or the stem of ``ROOT`` when given).
+    """
     opts = _dataset_options(config)
 
     def load(split: str) -> ArrayDataset:
@@ -81,10 +91,24 @@ def load_splits(config: TrainConfig, *, with_train: bool = True) -> Splits:
     train = load("train") if with_train else val
     test = load("test")
     ood: dict[str, ArrayDataset] = {}
-    for name in config.ood:
-        ood_set = get_dataset(name, split="test")
-        ood[name] = ood_set.with_normalization(train.normalization)
+    for spec in config.ood:
+        name, root = parse_ood_spec(spec)
+        options = dict(config.ood_options)
+        if train.is_image:
+            ood_set = get_ood_dataset(name, train, root=root, **options)
+        else:
+            ood_set = get_dataset(name, root=root, split="test", **options)
+            ood_set = ood_set.with_normalization(train.normalization)
+        ood[name if root is None else Path(root).stem] = ood_set
     return Splits(train=train, val=val, test=test, ood=ood)
+
+
+def parse_ood_spec(spec: str) -> tuple[str, str | None]:
+    """``"svhn"`` → ``("svhn", None)``; ``"npz:other.npz"`` → ``("npz", "other.npz")``."""
+    name, sep, root = spec.partition(":")
+    if not name or (sep and not root):
+        raise ValueError(f"ood: expected NAME or NAME:ROOT, got {spec!r}")
+    return name, root or None
 
 
 def build_model(config: TrainConfig, dataset: ArrayDataset) -> nn.Module:

@@ -103,3 +103,38 @@ def test_per_bin_statistics_match_official(cases) -> None:
                 atol=1e-7,
                 err_msg=f"{name} {field}",
             )
+
+
+@pytest.mark.parametrize(("tag", "temperature"), [("preT", 1.0), ("T2.5", 2.5)])
+def test_ood_auroc_matches_official(refvectors, tag: str, temperature: float) -> None:
+    from focalcal.metrics import ood
+
+    ind = torch.from_numpy(refvectors["ood__ind_logits"]) / temperature
+    out = torch.from_numpy(refvectors["ood__ood_logits"]) / temperature
+    entropy = ood.ood_auroc(ood.entropy_score(ind), ood.entropy_score(out))
+    np.testing.assert_allclose(float(entropy), refvectors[f"ood__{tag}__auroc_entropy"], rtol=RTOL)
+    # the official max-softmax AUROC labels in-distribution positive: same as OOD-positive on -msp
+    msp = ood.ood_auroc(ood.max_softmax_score(ind), ood.max_softmax_score(out), ood_higher=False)
+    np.testing.assert_allclose(float(msp), refvectors[f"ood__{tag}__auroc_confidence"], rtol=RTOL)
+    via_temperature = ood.ood_auroc(
+        ood.entropy_score(ind * temperature, temperature=temperature),
+        ood.entropy_score(out * temperature, temperature=temperature),
+    )
+    np.testing.assert_allclose(float(via_temperature), float(entropy), rtol=1e-6)
+
+
+def test_streaming_official_matches_official_values(cases) -> None:
+    case = cases["labels_missing_top_classes"]
+    logits, labels = _inputs(case)
+    m = metrics.CalibrationMetrics(convention="official", from_logits=True)
+    for chunk in range(0, logits.shape[0], 128):
+        m.update(logits[chunk : chunk + 128], labels[chunk : chunk + 128])
+    out = m.compute()
+    for ours, key in [
+        ("ece", "fc_ece15"),
+        ("adaece", "fc_adaece15"),
+        ("classwise_ece", "fc_cwece15"),
+        ("nll", "nll_mean"),
+        ("accuracy", "accuracy"),
+    ]:
+        np.testing.assert_allclose(float(out[ours]), case[key], rtol=RTOL, err_msg=ours)

@@ -57,7 +57,7 @@ def equal_width_edges(
     return torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=device).to(dtype)
 
 
-def equal_mass_edges(values: Tensor, n_bins: int) -> Tensor:
+def equal_mass_edges(values: Tensor, n_bins: int, *, counts: Tensor | None = None) -> Tensor:
     r"""``n_bins + 1`` equal-mass (adaptive) edges of the 1-D ``values``, in float64.
 
     Edge b is the sorted values linearly interpolated at the fractional rank ``b·N/B`` (ranks past
@@ -67,21 +67,34 @@ def equal_mass_edges(values: Tensor, n_bins: int) -> Tensor:
     .. math:: e_b = s_{\lfloor r_b \rfloor} + (r_b - \lfloor r_b \rfloor)
               (s_{\lfloor r_b \rfloor + 1} - s_{\lfloor r_b \rfloor}),\quad r_b = \min(bN/B, N-1)
 
+    ``counts`` (N,) or (R, N) gives an integer multiplicity to each value (e.g. bootstrap resample
+    counts): the edges are then those of the multiset, one row per weighting, without building it.
+
     Example:
         >>> equal_mass_edges(torch.tensor([0.1, 0.2, 0.3, 0.4]), 2)
         tensor([0.1000, 0.3000, 0.4000], dtype=torch.float64)
+        >>> equal_mass_edges(torch.tensor([0.4, 0.1]), 2, counts=torch.tensor([3, 1]))
+        tensor([0.1000, 0.4000, 0.4000], dtype=torch.float64)
     """
     if values.ndim != 1 or values.numel() == 0:
         raise ValueError(
             f"values: expected a non-empty 1-D tensor, got shape {tuple(values.shape)}"
         )
-    s = torch.sort(values.detach().to(torch.float64)).values
-    n = s.numel()
-    rank = torch.linspace(0, n, n_bins + 1, dtype=torch.float64, device=s.device).clamp_(max=n - 1)
-    lo = rank.floor().long()
-    hi = (lo + 1).clamp_(max=n - 1)
-    frac = rank - lo.to(torch.float64)
-    return s[lo] + frac * (s[hi] - s[lo])
+    s, order = torch.sort(values.detach().to(torch.float64))
+    if counts is None:
+        cumulative = torch.arange(1, s.numel() + 1, dtype=torch.float64, device=s.device)
+    else:
+        cumulative = counts[..., order].to(torch.float64).cumsum(-1)
+    n = cumulative[..., -1:]  # (1,) or (R, 1): size of the (multi)set
+    b = torch.arange(n_bins + 1, dtype=torch.float64, device=s.device)
+    rank = b * (n / n_bins)  # numpy's linspace(0, n, B + 1): i * step, last = n
+    rank[..., -1:] = n
+    rank = torch.minimum(rank, n - 1)
+    lo = rank.floor()
+    hi = torch.minimum(lo + 1, n - 1)
+    s_lo = s[torch.searchsorted(cumulative, lo, right=True)]
+    s_hi = s[torch.searchsorted(cumulative, hi, right=True)]
+    return s_lo + (rank - lo) * (s_hi - s_lo)
 
 
 def edges_in_dtype(edges: Tensor, dtype: torch.dtype, *, exact: bool = False) -> Tensor:
@@ -218,11 +231,12 @@ def classwise_bin_sums(
         edges: (B + 1,) increasing bin edges with ``edges[1] > 0``.
         exact: compare exactly against higher-precision edges (see :func:`edges_in_dtype`).
         exclude_lowest: put values ``<= edges[0]`` in no bin (the papers' code), else in bin 0.
-        weight: optional (N,) weight of each row.
+        weight: optional (N,) weight of each row, or (R, N) for R weightings at once.
         dtype: accumulation dtype.
 
     Returns:
-        :class:`BinSums` of shape (C, B); ``acc_sum[c, b]`` counts rows with label ``c``.
+        :class:`BinSums` of shape (C, B), or (R, C, B) for an (R, N) ``weight``;
+        ``acc_sum[c, b]`` counts rows with label ``c``.
 
     Example:
         >>> p = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
@@ -234,44 +248,46 @@ def classwise_bin_sums(
     n_bins = edges.numel() - 1
     device = probs.device
     inner = edges_in_dtype(edges[1:-1], probs.dtype, exact=exact)
-    w = None if weight is None else weight.to(dtype)
-    # Per-class totals: every row counts once per class; the label column is the event.
-    total_count = (
-        torch.full((c,), float(n), dtype=dtype, device=device) if w is None else w.sum().expand(c)
-    )
-    if w is None:
-        total_conf = probs.sum(0).to(dtype)  # cascade summation: accurate in float32 too
-    else:
-        total_conf = (w.to(probs.dtype) @ probs).to(dtype)
-    total_acc = torch.zeros(c, dtype=dtype, device=device)
-    total_acc.index_add_(0, labels, torch.ones_like(labels, dtype=dtype) if w is None else w)
-    count = torch.zeros(c, n_bins, dtype=dtype, device=device)
-    conf_sum = torch.zeros_like(count)
-    acc_sum = torch.zeros_like(count)
+    lead: tuple[int, ...] = () if weight is None or weight.ndim == 1 else (weight.shape[0],)
+    w = None if weight is None else weight.to(dtype).reshape(-1, n)  # (R, N)
+
+    def per_class(values: Tensor) -> Tensor:
+        """Weighted column sums of an (N, C) tensor: (C,) or (R, C)."""
+        if w is None:
+            return values.sum(0).to(dtype)  # cascade summation: accurate in float32 too
+        return (w @ values.to(dtype)).reshape(*lead, c)
+
+    def per_label(row_values: Tensor) -> Tensor:
+        """Sum of (weighted) per-row values into the row's label: (C,) or (R, C)."""
+        v = row_values.to(dtype) if w is None else w * row_values.to(dtype)
+        out = torch.zeros(*v.shape[:-1], c, dtype=dtype, device=device)
+        return out.index_add_(-1, labels, v).reshape(*lead, c)
+
+    ones = torch.ones(n, dtype=dtype, device=device)
+    total_count = (ones.sum() if w is None else w.sum(1, keepdim=True)).reshape(*lead, 1)
+    total_count = total_count.expand(*lead, c)
+    total_conf = per_class(probs)
+    total_acc = per_label(ones)
+    count = torch.zeros(*lead, c, n_bins, dtype=dtype, device=device)
+    conf_sum, acc_sum = torch.zeros_like(count), torch.zeros_like(count)
     if n_bins > 1:
         rows, cols = torch.nonzero(probs > inner[0], as_tuple=True)
         values = probs[rows, cols]
-        bins = torch.bucketize(values, inner, right=False)
         upper = bin_sums(
-            cols * n_bins + bins,
+            cols * n_bins + torch.bucketize(values, inner, right=False),
             values,
             labels[rows] == cols,
             c * n_bins,
-            weight=None if w is None else w[rows],
+            weight=None if w is None else w[:, rows].reshape(*lead, -1),
             dtype=dtype,
         )
-        count, conf_sum, acc_sum = (s.reshape(c, n_bins) for s in upper)
-    count[:, 0] = total_count - count[:, 1:].sum(1)
-    conf_sum[:, 0] = total_conf - conf_sum[:, 1:].sum(1)
-    acc_sum[:, 0] = total_acc - acc_sum[:, 1:].sum(1)
+        count, conf_sum, acc_sum = (s.reshape(*lead, c, n_bins) for s in upper)
+    count[..., 0] = total_count - count[..., 1:].sum(-1)
+    conf_sum[..., 0] = total_conf - conf_sum[..., 1:].sum(-1)
+    acc_sum[..., 0] = total_acc - acc_sum[..., 1:].sum(-1)
     if exclude_lowest:
-        lowest = edges_in_dtype(edges[:1], probs.dtype, exact=exact)
-        low = probs <= lowest
-        row_w = torch.ones(n, dtype=dtype, device=device) if w is None else w
-        count[:, 0] -= low.to(dtype).mul_(row_w.unsqueeze(1)).sum(0)
-        conf_sum[:, 0] -= torch.where(low, probs, 0).to(dtype).mul_(row_w.unsqueeze(1)).sum(0)
-        low_label = low.gather(1, labels.unsqueeze(1)).squeeze(1)
-        acc_sum[:, 0] -= torch.zeros(c, dtype=dtype, device=device).index_add_(
-            0, labels, low_label.to(dtype) * row_w
-        )
+        low = probs <= edges_in_dtype(edges[:1], probs.dtype, exact=exact)
+        count[..., 0] -= per_class(low.to(dtype))
+        conf_sum[..., 0] -= per_class(torch.where(low, probs, 0).to(dtype))
+        acc_sum[..., 0] -= per_label(low.gather(1, labels.unsqueeze(1)).squeeze(1))
     return BinSums(count, conf_sum, acc_sum)

@@ -12,6 +12,7 @@ Example:
     0.6221
 """
 
+from focalcal.metrics import ood
 from focalcal.metrics.binning import (
     BinSums,
     assign_bins,
@@ -19,6 +20,12 @@ from focalcal.metrics.binning import (
     classwise_bin_sums,
     equal_mass_edges,
     equal_width_edges,
+)
+from focalcal.metrics.bootstrap import (
+    BootstrapResult,
+    PairedBootstrapResult,
+    bootstrap_ci,
+    paired_bootstrap,
 )
 from focalcal.metrics.functional import (
     CalibrationBins,
@@ -55,15 +62,18 @@ __all__ = [
     "Accuracy",
     "AdaECE",
     "BinSums",
+    "BootstrapResult",
     "Brier",
     "CalibrationBins",
     "CalibrationMetrics",
     "ClasswiseECE",
+    "PairedBootstrapResult",
     "SmoothECE",
     "accuracy",
     "adaece",
     "assign_bins",
     "bin_sums",
+    "bootstrap_ci",
     "brier",
     "calibration_bins",
     "classwise_bin_sums",
@@ -74,6 +84,8 @@ __all__ = [
     "error",
     "mce",
     "nll",
+    "ood",
+    "paired_bootstrap",
     "rmsce",
     "smooth_ece",
 ]

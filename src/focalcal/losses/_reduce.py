@@ -1,6 +1,5 @@
-"""Shared machinery of every focalcal loss: input checks, dtype policy, ``weight`` /
-``ignore_index`` / ``reduction`` with :class:`torch.nn.CrossEntropyLoss` semantics, and the one
-fast primitive that gives the target (and runner-up) log-probabilities with a hand-written backward.
+"""Shared machinery of every focalcal loss: input checks, dtype policy, and ``weight`` /
+``ignore_index`` / ``reduction`` with :class:`torch.nn.CrossEntropyLoss` semantics.
 
 Written once here; each loss only states its per-item formula.
 """
@@ -14,7 +13,6 @@ from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from focalcal._validation import check_choice, check_finite, check_logits, check_targets
 
@@ -23,11 +21,9 @@ __all__ = [
     "LossInput",
     "WeightedLoss",
     "compute_in_fp32",
-    "one_minus_exp",
     "prepare",
     "reduce_items",
-    "safe_pow",
-    "target_log_probs",
+    "total_weight",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -112,7 +108,7 @@ def prepare(
     w = _check_weight(weight, num_classes, logits, validate)
     target = target.long()
     valid = target != ignore_index
-    safe_target = target.masked_fill(~valid, 0)
+    safe_target = torch.where(valid, target, 0)
     if w is None:
         item_weight = valid.to(logits.dtype)
     else:
@@ -120,21 +116,27 @@ def prepare(
     return LossInput(logits, safe_target, valid, item_weight, w)
 
 
-def reduce_items(weighted: Tensor, item_weight: Tensor, reduction: str) -> Tensor:
+def total_weight(item_weight: Tensor) -> Tensor:
+    """Σ w, the mean's denominator, clamped to the smallest normal number so that a batch whose
+    items are all ignored has mean 0 (and gradient 0), where torch returns NaN."""
+    return item_weight.sum().clamp_min(torch.finfo(item_weight.dtype).tiny)
+
+
+def reduce_items(
+    weighted: Tensor, item_weight: Tensor, reduction: str, *, total: Tensor | None = None
+) -> Tensor:
     r"""Reduce per-item losses that already carry their weight, as torch does.
 
     ``none`` returns ``weighted`` (shape of the target, 0 for ignored items); ``sum`` returns
-    :math:`\sum_i w_i \ell_i`; ``mean`` returns :math:`\sum_i w_i \ell_i / \sum_i w_i`. When every
-    item is ignored (total weight 0) ``mean`` returns 0 with a zero gradient, where torch would
-    return NaN.
+    :math:`\sum_i w_i \ell_i`; ``mean`` returns :math:`\sum_i w_i \ell_i / \sum_i w_i`
+    (``total``, when given, is :func:`total_weight` already computed). When every item is ignored
+    ``mean`` returns 0 with a zero gradient, where torch would return NaN.
     """
     if reduction == "none":
         return weighted
-    total = weighted.sum()
     if reduction == "sum":
-        return total
-    denom = item_weight.sum()
-    return total / torch.where(denom > 0, denom, torch.ones_like(denom))
+        return weighted.sum()
+    return weighted.sum() / (total_weight(item_weight) if total is None else total)
 
 
 def compute_in_fp32(fn: F) -> F:
@@ -149,86 +151,6 @@ def compute_in_fp32(fn: F) -> F:
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-class _TargetLogProbs(torch.autograd.Function):
-    """log p_y and (optionally) log p_j, the largest log-probability strictly below log p_y.
-
-    Backward is written by hand: with ``g_y, g_j`` the incoming gradients,
-    ``∂/∂z = g_y (e_y − p) + g_j (e_j − p)``, one pass over (N, C) instead of autograd's
-    gather/max/where/log_softmax chain.
-    """
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, logits: Tensor, target: Tensor, runner_up: bool
-    ) -> tuple[Tensor, Tensor]:
-        logp = torch.log_softmax(logits, dim=1)
-        index = target.unsqueeze(1)
-        logp_y = logp.gather(1, index)
-        if runner_up:
-            below = torch.where(logp < logp_y, logp, float("-inf"))
-            logp_j, index_j = below.max(dim=1, keepdim=True)
-        else:
-            logp_j = torch.full_like(logp_y, float("-inf"))
-            index_j = index
-        ctx.save_for_backward(logp, index, index_j)
-        ctx.runner_up = runner_up
-        return logp_y.squeeze(1), logp_j.squeeze(1)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_y: Tensor, grad_j: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
-        logp, index, index_j = ctx.saved_tensors
-        grad_y = grad_y.unsqueeze(1)
-        if ctx.runner_up:
-            grad_j = grad_j.unsqueeze(1)
-            total = grad_y + grad_j
-        else:
-            total = grad_y
-        grad = torch.exp(logp).mul_(total.neg())
-        grad.scatter_add_(1, index, grad_y)
-        if ctx.runner_up:
-            grad.scatter_add_(1, index_j, grad_j)
-        return grad, None, None
-
-
-def target_log_probs(
-    logits: Tensor, target: Tensor, *, runner_up: bool = False
-) -> tuple[Tensor, Tensor]:
-    r"""Target log-probability :math:`\log p_y` and runner-up :math:`\log p_j` of every item.
-
-    :math:`p_j = \max\{p_c : p_c < p_y\}` is the largest probability strictly below the target's
-    (ties with :math:`p_y` excluded; :math:`\log p_j = -\infty` when none exists). The comparison is
-    made on log-probabilities, so equal logits give exactly equal values and are excluded. Among
-    tied candidates the gradient goes to the lowest class index, as ``topk`` does on CPU in the
-    official code.
-
-    Args:
-        logits: (N, C, d1, ...) float logits.
-        target: (N, d1, ...) int64 labels, all in range (ignored items already replaced).
-        runner_up: also compute :math:`\log p_j`; otherwise it is all :math:`-\infty`.
-
-    Returns:
-        ``(log_p_y, log_p_j)``, each of shape (N, d1, ...), differentiable w.r.t. ``logits``
-        (first order).
-    """
-    return _TargetLogProbs.apply(logits, target, runner_up)
-
-
-def one_minus_exp(log_p: Tensor) -> Tensor:
-    """:math:`1 - p` from :math:`\\log p` without cancellation (``-expm1``)."""
-    return torch.expm1(log_p).neg()
-
-
-def safe_pow(base: Tensor, exponent: Tensor | float) -> Tensor:
-    """``base ** exponent`` for ``base >= 0`` with finite gradients at ``base = 0``.
-
-    The base is clamped to the smallest normal number, so ``0 ** γ`` is (numerically) 0 for γ > 0
-    and 1 for γ = 0, and the derivative ``γ·base^(γ−1)`` stays finite for 0 ≤ γ < 1.
-    """
-    tiny = torch.finfo(base.dtype).tiny
-    return base.clamp_min(tiny).pow(exponent)
 
 
 class WeightedLoss(nn.Module):

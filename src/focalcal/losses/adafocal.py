@@ -23,16 +23,8 @@ from focalcal._validation import (
     check_probabilities,
     check_targets,
 )
-from focalcal.losses._reduce import (
-    WeightedLoss,
-    compute_in_fp32,
-    one_minus_exp,
-    prepare,
-    reduce_items,
-    safe_pow,
-    target_log_probs,
-)
-from focalcal.losses.dual_focal import dual_focal_items
+from focalcal.losses._kernel import focal_family_loss
+from focalcal.losses._reduce import WeightedLoss, compute_in_fp32, prepare
 from focalcal.metrics.binning import assign_bins, bin_sums, equal_mass_edges, equal_width_edges
 
 __all__ = ["AdaDualFocalLoss", "AdaFocalLoss", "adafocal_gamma_update", "calibration_gaps"]
@@ -218,21 +210,26 @@ class AdaFocalLoss(WeightedLoss):
         bins = assign_bins(reference.detach(), edges)
         return self.bin_gammas.to(device=reference.device, dtype=reference.dtype)[bins]
 
-    def _items(self, log_p_y: Tensor, log_p_j: Tensor) -> Tensor:
-        gamma = self._lookup(log_p_y.exp())
-        if not self.signed:
-            return safe_pow(one_minus_exp(log_p_y), gamma).mul(log_p_y).neg()
-        base = torch.where(gamma >= 0, one_minus_exp(log_p_y), 1.0 + log_p_y.exp())
-        return safe_pow(base, gamma.abs()).mul(log_p_y).neg()
-
     _runner_up = False
+
+    def _gamma(self, p_y: Tensor, p_j: Tensor) -> tuple[Tensor, Tensor | bool]:
+        """(γ ≥ 0, inverse-focal flag) of each item from its bin (looked up with p_y)."""
+        gamma = self._lookup(p_y)
+        if not self.signed:
+            return gamma, False
+        return gamma.abs(), gamma < 0
 
     @compute_in_fp32
     def _loss(self, logits: Tensor, target: Tensor) -> Tensor:
         x = prepare(logits, target, **self._common())
-        log_p_y, log_p_j = target_log_probs(x.logits, x.target, runner_up=self._runner_up)
-        items = self._items(log_p_y, log_p_j)
-        return reduce_items(items * x.item_weight, x.item_weight, self.reduction)
+        return focal_family_loss(
+            x.logits,
+            x.target,
+            x.item_weight,
+            self.reduction,
+            self._gamma,
+            runner_up=self._runner_up,
+        )
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return self._loss(logits, target)
@@ -335,6 +332,6 @@ class AdaDualFocalLoss(AdaFocalLoss):
             validate=validate,
         )
 
-    def _items(self, log_p_y: Tensor, log_p_j: Tensor) -> Tensor:
-        gamma = self._lookup(log_p_y.exp() - log_p_j.exp())
-        return dual_focal_items(log_p_y, log_p_j, gamma)
+    def _gamma(self, p_y: Tensor, p_j: Tensor) -> tuple[Tensor, Tensor | bool]:
+        """γ of each item from the bin of its margin p_y − p_j."""
+        return self._lookup(p_y - p_j), False

@@ -9,24 +9,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from focalcal.losses._reduce import (
-    compute_in_fp32,
-    one_minus_exp,
-    prepare,
-    reduce_items,
-    safe_pow,
-    target_log_probs,
-)
+from focalcal.losses._kernel import focal_family_loss
+from focalcal.losses._reduce import compute_in_fp32, prepare
 from focalcal.losses.focal import GammaLoss, gamma_of
 from focalcal.losses.gamma import GammaPolicy, get_gamma_policy
 
-__all__ = ["DualFocalLoss", "dual_focal_items", "dual_focal_loss"]
-
-
-def dual_focal_items(log_p_y: Tensor, log_p_j: Tensor, gamma: Tensor | float) -> Tensor:
-    r"""Unreduced :math:`-(1 - p_y + p_j)^{\gamma}\log p_y` from :math:`\log p_y, \log p_j`."""
-    base = one_minus_exp(log_p_y) + log_p_j.exp()
-    return safe_pow(base, gamma).mul(log_p_y).neg()
+__all__ = ["DualFocalLoss", "dual_focal_loss"]
 
 
 @compute_in_fp32
@@ -86,10 +74,14 @@ def dual_focal_loss(
         reduction=reduction,
         validate=validate,
     )
-    log_p_y, log_p_j = target_log_probs(x.logits, x.target, runner_up=True)
-    gamma_i = gamma_of(policy, log_p_y.exp() - log_p_j.exp())
-    items = dual_focal_items(log_p_y, log_p_j, gamma_i)
-    return reduce_items(items * x.item_weight, x.item_weight, reduction)
+    return focal_family_loss(
+        x.logits,
+        x.target,
+        x.item_weight,
+        reduction,
+        lambda p_y, p_j: (gamma_of(policy, p_y - p_j), False),
+        runner_up=True,
+    )
 
 
 class DualFocalLoss(GammaLoss):

@@ -13,22 +13,14 @@ from typing import Any
 
 from torch import Tensor
 
-from focalcal.losses._reduce import (
-    WeightedLoss,
-    compute_in_fp32,
-    one_minus_exp,
-    prepare,
-    reduce_items,
-    safe_pow,
-    target_log_probs,
-)
+from focalcal.losses._kernel import focal_family_loss
+from focalcal.losses._reduce import WeightedLoss, compute_in_fp32, prepare
 from focalcal.losses.gamma import GammaPolicy, get_gamma_policy
 
 __all__ = [
     "FocalLoss",
     "GammaLoss",
     "InverseFocalLoss",
-    "focal_items",
     "focal_loss",
     "gamma_of",
     "inverse_focal_loss",
@@ -38,13 +30,6 @@ __all__ = [
 def gamma_of(policy: GammaPolicy, reference: Tensor) -> Tensor | float:
     """γ per item from the detached reference probability (a float for constant policies)."""
     return policy(reference) if policy.constant else policy(reference.detach())
-
-
-def focal_items(log_p_y: Tensor, gamma: Tensor | float) -> Tensor:
-    r"""Unreduced focal loss :math:`-(1-p_y)^{\gamma}\log p_y` from :math:`\log p_y`."""
-    if isinstance(gamma, float) and gamma == 0.0:
-        return log_p_y.neg()
-    return safe_pow(one_minus_exp(log_p_y), gamma).mul(log_p_y).neg()
 
 
 @compute_in_fp32
@@ -104,9 +89,13 @@ def focal_loss(
         reduction=reduction,
         validate=validate,
     )
-    log_p_y, _ = target_log_probs(x.logits, x.target)
-    items = focal_items(log_p_y, gamma_of(policy, log_p_y.exp()))
-    return reduce_items(items * x.item_weight, x.item_weight, reduction)
+    return focal_family_loss(
+        x.logits,
+        x.target,
+        x.item_weight,
+        reduction,
+        lambda p_y, p_j: (gamma_of(policy, p_y), False),
+    )
 
 
 @compute_in_fp32
@@ -145,10 +134,9 @@ def inverse_focal_loss(
         reduction=reduction,
         validate=validate,
     )
-    log_p_y, _ = target_log_probs(x.logits, x.target)
-    p_y = log_p_y.exp()
-    items = (1.0 + p_y).pow(gamma_of(policy, p_y)).mul(log_p_y).neg()
-    return reduce_items(items * x.item_weight, x.item_weight, reduction)
+    return focal_family_loss(
+        x.logits, x.target, x.item_weight, reduction, lambda p_y, p_j: (gamma_of(policy, p_y), True)
+    )
 
 
 class GammaLoss(WeightedLoss):

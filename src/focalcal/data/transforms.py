@@ -1,8 +1,8 @@
 """Batch augmentation + normalisation on the training device, and an in-memory batch loader.
 
-The whole split is one uint8 tensor; a batch is cropped, flipped and normalised with a single
-gather and one fused multiply-add, on whatever device the batch lives on. No per-sample Python
-work and no PIL in the training loop.
+The whole split is one uint8 tensor; a batch is cropped with one gather from a strided view of
+the padded batch, flipped with one select and normalised with one fused multiply-add, on whatever
+device the batch lives on. No per-sample Python work and no PIL in the training loop.
 """
 
 from __future__ import annotations
@@ -101,25 +101,20 @@ class BatchTransform:
         return self._affine[key]
 
     def _crop_flip(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
+        n, _, h, w = x.shape
         p = self.crop_padding
         g = self.generator
         if p > 0:
             offsets = torch.randint(0, 2 * p + 1, (2, n), generator=g).to(
                 x.device, non_blocking=True
             )
-            x = F.pad(x, (p, p, p, p))
-        else:
-            offsets = torch.zeros(2, n, dtype=torch.int64, device=x.device)
-        rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # (N, H)
-        cols = torch.arange(w, device=x.device).expand(n, w)  # (N, W)
+            # windows[n, c, i, j] is the (h, w) crop at offset (i, j) of the padded image (a view)
+            windows = F.pad(x, (p, p, p, p)).unfold(2, h, 1).unfold(3, w, 1)
+            x = windows[torch.arange(n, device=x.device), :, offsets[0], offsets[1]]
         if self.hflip:
             flip = (torch.rand(n, generator=g) < 0.5).to(x.device, non_blocking=True)
-            cols = torch.where(flip[:, None], cols.flip(1), cols)
-        cols = cols + offsets[1, :, None]
-        batch = torch.arange(n, device=x.device)[:, None, None, None]
-        chan = torch.arange(c, device=x.device)[None, :, None, None]
-        return x[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x
 
     def __call__(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor):

@@ -165,11 +165,15 @@ def cache_dir() -> Path:
 
 
 def _listing_key(paths: Sequence[Path], image_size: tuple[int, int] | None, mode: str) -> str:
+    """Cache key over the files' absolute paths, sizes and mtimes, the size and the mode."""
     digest = hashlib.sha1(usedforsecurity=False)
     digest.update(repr((image_size, mode, len(paths))).encode())
+    parts = []
     for p in paths:
-        st = p.stat()
-        digest.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        name = os.path.abspath(p)
+        st = os.stat(name)
+        parts.append(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n")
+    digest.update("".join(parts).encode())
     return digest.hexdigest()[:24]
 
 

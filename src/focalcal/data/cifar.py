@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -223,11 +224,5 @@ def load_cifar(
     return ds if split == "test" else carve_split(ds, split, val_size, seed)
 
 
-@DATASETS.register("cifar10")
-def _cifar10(root: Path | None, split: str, download: bool, **options: Any) -> ArrayDataset:
-    return load_cifar("cifar10", root, split, download, **options)
-
-
-@DATASETS.register("cifar100")
-def _cifar100(root: Path | None, split: str, download: bool, **options: Any) -> ArrayDataset:
-    return load_cifar("cifar100", root, split, download, **options)
+for _name in ("cifar10", "cifar100"):
+    DATASETS.register(_name)(partial(load_cifar, _name))

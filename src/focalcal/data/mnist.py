@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -155,11 +155,5 @@ def load_mnist(
     return ds if split == "test" else carve_split(ds, split, val_size, seed)
 
 
-@DATASETS.register("mnist")
-def _mnist(root: Path | None, split: str, download: bool, **options: Any) -> ArrayDataset:
-    return load_mnist("mnist", root, split, download, **options)
-
-
-@DATASETS.register("fashion_mnist")
-def _fashion(root: Path | None, split: str, download: bool, **options: Any) -> ArrayDataset:
-    return load_mnist("fashion_mnist", root, split, download, **options)
+for _name in ("mnist", "fashion_mnist"):
+    DATASETS.register(_name)(partial(load_mnist, _name))

@@ -4,6 +4,7 @@ layout) and :func:`get_ood_dataset`, which readies any set for a model trained o
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -101,14 +102,8 @@ def load_cifar_c(
     )
 
 
-@DATASETS.register("cifar10_c")
-def _cifar10_c(root: Path | None, split: str, download: bool, **options: Any) -> ArrayDataset:
-    return load_cifar_c("cifar10_c", root, split, download, **options)
-
-
-@DATASETS.register("cifar100_c")
-def _cifar100_c(root: Path | None, split: str, download: bool, **options: Any) -> ArrayDataset:
-    return load_cifar_c("cifar100_c", root, split, download, **options)
+for _name in ("cifar10_c", "cifar100_c"):
+    DATASETS.register(_name)(partial(load_cifar_c, _name))
 
 
 def resize_images(images: Tensor, size: tuple[int, int]) -> Tensor:

@@ -150,7 +150,7 @@ def check_compatibility(dataset: Any, model: nn.Module, *, dry_run: bool = True)
         >>> check_compatibility(mnist_like, get_model("resnet8", 10))
         Traceback (most recent call last):
         ...
-        ValueError: model ResNet expects 3 input channels but dataset 'mnist' has 1 (input shape (1, 28, 28)); build the model with in_channels=1
+        ValueError: model CifarResNet expects 3 input channels but dataset 'mnist' has 1 (input shape (1, 28, 28)); build the model with in_channels=1
     """
     try:
         shape = tuple(int(s) for s in dataset.input_shape)
@@ -160,8 +160,7 @@ def check_compatibility(dataset: Any, model: nn.Module, *, dry_run: bool = True)
             f"dataset: expected an object with input_shape and num_classes, got {type(dataset).__name__}"
         ) from err
     ds = f"dataset {getattr(dataset, 'name', type(dataset).__name__)!r}"
-    kind = "ResNet" if isinstance(model, (BottleneckResNet, CifarResNet)) else type(model).__name__
-    mdl = f"model {kind}"
+    mdl = f"model {type(model).__name__}"
     in_features = getattr(model, "in_features", None)
     in_channels = getattr(model, "in_channels", None)
     if in_features is not None:

@@ -182,6 +182,8 @@ class CifarResNet(nn.Module):
         n: basic blocks per stage (depth = 6n + 2).
         shortcut: ``"A"`` (zero-padding identity, the paper's CIFAR choice, 0.27M params for
             ResNet-20) or ``"B"`` (1×1 conv + BN projection where the shape changes).
+        widths: channels of the three stages (the stem has 16); ``(16k, 32k, 64k)`` with
+            shortcut B is the papers' Wide-ResNet (:class:`~focalcal.models.WideResNet`).
 
     Reference: He, Zhang, Ren, Sun, *Deep Residual Learning for Image Recognition*, CVPR 2016, §4.2.
 
@@ -194,7 +196,12 @@ class CifarResNet(nn.Module):
     """
 
     def __init__(
-        self, n: int, num_classes: int = 10, in_channels: int = 3, shortcut: str = "A"
+        self,
+        n: int,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        shortcut: str = "A",
+        widths: tuple[int, int, int] = (16, 32, 64),
     ) -> None:
         super().__init__()
         shortcut = check_choice(str(shortcut).upper(), "shortcut", ("A", "B"))
@@ -204,15 +211,15 @@ class CifarResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(16)
         in_planes = 16
         stages = []
-        for planes, stride in zip((16, 32, 64), (1, 2, 2), strict=True):
+        for planes, stride in zip(widths, (1, 2, 2), strict=True):
             layers = []
             for s in [stride] + [1] * (n - 1):
                 layers.append(BasicBlock(in_planes, planes, s, shortcut))
                 in_planes = planes
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3 = stages
-        self.fc = nn.Linear(64, num_classes)
-        for m in self.modules():  # He init for convs (torchvision); the linear head keeps torch's
+        self.fc = nn.Linear(widths[-1], num_classes)
+        for m in self.modules():  # He init for convs; the linear head keeps torch's
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 

@@ -19,7 +19,7 @@ All models use adaptive average pooling, so any input size ≥ 1 pixel after the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +40,34 @@ __all__ = [
 ]
 
 
+def _projection(in_planes: int, out_planes: int, stride: int) -> nn.Module:
+    """Option-B shortcut: 1×1 conv (stride) + BN."""
+    return nn.Sequential(
+        nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False),
+        nn.BatchNorm2d(out_planes),
+    )
+
+
+def _stages(
+    make_block: Callable[[int, int, int], nn.Module],
+    in_planes: int,
+    plan: Sequence[tuple[int, int, int]],
+    expansion: int = 1,
+) -> tuple[list[nn.Sequential], int]:
+    """One ``nn.Sequential`` per ``(planes, n_blocks, stride)``; the stride is on the first block.
+
+    Returns the stages and the channels they end with.
+    """
+    stages = []
+    for planes, n_blocks, stride in plan:
+        layers = []
+        for s in [stride] + [1] * (n_blocks - 1):
+            layers.append(make_block(in_planes, planes, s))
+            in_planes = planes * expansion
+        stages.append(nn.Sequential(*layers))
+    return stages, in_planes
+
+
 class Bottleneck(nn.Module):
     """1×1 → 3×3 (stride) → 1×1 (×4) bottleneck with a projection shortcut on shape change."""
 
@@ -56,10 +84,7 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(out_planes)
         self.shortcut: nn.Module = nn.Sequential()
         if stride != 1 or in_planes != out_planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_planes),
-            )
+            self.shortcut = _projection(in_planes, out_planes, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -101,14 +126,8 @@ class BottleneckResNet(nn.Module):
         self.in_channels = in_channels
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
-        in_planes = 64
-        stages = []
-        for planes, n_blocks, stride in zip((64, 128, 256, 512), blocks, (1, 2, 2, 2), strict=True):
-            layers = []
-            for s in [stride] + [1] * (n_blocks - 1):
-                layers.append(Bottleneck(in_planes, planes, s))
-                in_planes = planes * Bottleneck.expansion
-            stages.append(nn.Sequential(*layers))
+        plan = list(zip((64, 128, 256, 512), blocks, (1, 2, 2, 2), strict=True))
+        stages, in_planes = _stages(Bottleneck, 64, plan, Bottleneck.expansion)
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.pool = nn.AdaptiveAvgPool2d(pool_size)
         self.fc = nn.Linear(in_planes * pool_size * pool_size, num_classes)
@@ -162,10 +181,7 @@ class BasicBlock(nn.Module):
             if shortcut == "A":
                 self.shortcut = _ShortcutA(in_planes, planes, stride)
             else:
-                self.shortcut = nn.Sequential(
-                    nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
-                    nn.BatchNorm2d(planes),
-                )
+                self.shortcut = _projection(in_planes, planes, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -209,14 +225,8 @@ class CifarResNet(nn.Module):
         self.in_channels = in_channels
         self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
-        in_planes = 16
-        stages = []
-        for planes, stride in zip(widths, (1, 2, 2), strict=True):
-            layers = []
-            for s in [stride] + [1] * (n - 1):
-                layers.append(BasicBlock(in_planes, planes, s, shortcut))
-                in_planes = planes
-            stages.append(nn.Sequential(*layers))
+        plan = [(widths[0], n, 1), (widths[1], n, 2), (widths[2], n, 2)]
+        stages, _ = _stages(lambda i, p, st: BasicBlock(i, p, st, shortcut), 16, plan)
         self.layer1, self.layer2, self.layer3 = stages
         self.fc = nn.Linear(widths[-1], num_classes)
         for m in self.modules():  # He init for convs; the linear head keeps torch's

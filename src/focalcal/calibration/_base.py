@@ -1,0 +1,143 @@
+"""The one base class of focalcal's post-hoc calibrators (scikit-learn estimator conventions).
+
+Hyper-parameters live in ``__init__`` and are stored unchanged (so ``sklearn.base.clone`` works
+without importing scikit-learn here); fitted attributes end in ``_``. The public methods validate
+once at the boundary, convert numpy → torch, call the subclass hooks ``_fit`` / ``_transform`` /
+``_predict_proba`` on tensors, and give back the kind (numpy or torch, same device) they received.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from focalcal._validation import ArrayLike, as_tensor, check_logits, check_targets, restore_kind
+
+__all__ = ["Calibrator", "NotFittedError"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when ``transform`` / ``predict_proba`` is called before ``fit``.
+
+    Subclasses ``ValueError`` and ``AttributeError`` like scikit-learn's ``NotFittedError``.
+    """
+
+
+class Calibrator:
+    """Base class: ``fit(logits, labels) -> self``, ``transform(logits)``, ``predict_proba(logits)``.
+
+    Subclasses implement ``_fit(z, y)`` on validated tensors (``z`` float (N, C), ``y`` int64 (N,)),
+    and either ``_transform(z) -> calibrated logits`` (``predict_proba`` is then their softmax) or
+    ``_predict_proba(z) -> calibrated probabilities`` (``transform`` is then their log).
+    """
+
+    #: smallest calibrated probability, so that ``transform`` (log-probabilities) stays finite
+    _PROB_FLOOR = 1e-12
+
+    # ------------------------------------------------------------------ scikit-learn protocol
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return sorted(
+            name
+            for name, p in signature.parameters.items()
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyper-parameters of this calibrator (the ``__init__`` arguments), as scikit-learn."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> Calibrator:
+        """Set hyper-parameters by name; unknown names raise ``ValueError``. Returns ``self``."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"{type(self).__name__}.set_params: unknown parameter {name!r}; "
+                    f"expected one of {valid}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, logits: ArrayLike, labels: ArrayLike) -> Calibrator:
+        """Fit on validation ``logits`` (N, C) and integer ``labels`` (N,). Returns ``self``."""
+        z, _ = self._logits(logits)
+        y, _ = as_tensor(labels, "labels")
+        y = check_targets(y.to(z.device), z.shape, z.shape[1], "labels")
+        if z.shape[0] == 0:
+            raise ValueError("logits: expected at least one sample to fit on, got N = 0")
+        n_distinct = int(torch.unique(y).numel())
+        if n_distinct < 2:
+            raise ValueError(
+                f"labels: expected at least 2 distinct classes to fit a calibrator, got only "
+                f"class {int(y[0])} ({y.numel()} samples)"
+            )
+        self.n_classes_ = int(z.shape[1])
+        self._fit(z, y.long())
+        return self
+
+    def transform(self, logits: ArrayLike) -> Tensor | np.ndarray:
+        """Calibrated logits (N, C), same kind, device and dtype as ``logits``."""
+        z, was_numpy = self._checked_for_transform(logits)
+        if type(self)._transform is not Calibrator._transform:
+            out = self._transform(z)
+        else:
+            out = self._predict_proba(z).clamp_min(self._PROB_FLOOR).log()
+        return restore_kind(out.to(z.dtype), was_numpy)
+
+    def predict_proba(self, logits: ArrayLike) -> Tensor | np.ndarray:
+        """Calibrated probabilities (N, C) (rows sum to 1), same kind, device, dtype as input."""
+        z, was_numpy = self._checked_for_transform(logits)
+        if type(self)._predict_proba is not Calibrator._predict_proba:
+            out = self._predict_proba(z)
+        else:
+            out = torch.softmax(self._transform(z), dim=1)
+        return restore_kind(out.to(z.dtype), was_numpy)
+
+    def fit_transform(self, logits: ArrayLike, labels: ArrayLike) -> Tensor | np.ndarray:
+        """``fit(logits, labels).transform(logits)``."""
+        return self.fit(logits, labels).transform(logits)
+
+    # ------------------------------------------------------------------ hooks
+    def _fit(self, z: Tensor, y: Tensor) -> None:
+        raise NotImplementedError
+
+    def _transform(self, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _predict_proba(self, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _logits(logits: ArrayLike) -> tuple[Tensor, bool]:
+        z, was_numpy = as_tensor(logits, "logits")
+        if not z.is_floating_point():
+            z = z.to(torch.get_default_dtype())
+        z = check_logits(z, "logits")
+        if z.ndim != 2:
+            raise ValueError(f"logits: expected shape (N, C), got shape {tuple(z.shape)}")
+        return z, was_numpy
+
+    def _checked_for_transform(self, logits: ArrayLike) -> tuple[Tensor, bool]:
+        if not hasattr(self, "n_classes_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet: call fit(logits, labels) first"
+            )
+        z, was_numpy = self._logits(logits)
+        if z.shape[1] != self.n_classes_:
+            raise ValueError(
+                f"logits: expected {self.n_classes_} classes (as in fit), got shape "
+                f"{tuple(z.shape)}"
+            )
+        return z, was_numpy

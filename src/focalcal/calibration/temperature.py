@@ -1,0 +1,303 @@
+r"""Temperature scaling (Guo et al. 2017), exact and fast.
+
+Two ways to choose T:
+
+* ``method="optimize"`` (default, ``criterion="nll"``): the exact minimiser of the mean NLL of
+  ``softmax(z / T)``, by Newton's method in :math:`u = \log T` safeguarded by bisection on the sign of
+  the gradient. With :math:`\beta = 1/T` the NLL is convex in :math:`\beta` and its derivatives need
+  one softmax pass each:
+
+  .. math::
+      f(\beta) = \frac1N\sum_i \Big[\log\sum_c e^{\beta z_{ic}} - \beta z_{iy_i}\Big],\quad
+      f'(\beta) = \frac1N\sum_i \big(\mathbb E_{p_i}[z_i] - z_{iy_i}\big),\quad
+      f''(\beta) = \frac1N\sum_i \operatorname{Var}_{p_i}[z_i] \ge 0,
+
+  and in :math:`u` (T > 0 by construction): :math:`F'(u) = -\beta f'(\beta)`,
+  :math:`F''(u) = \beta^2 f''(\beta) + \beta f'(\beta)`. :math:`F` has a single minimum (a convex
+  function of a monotone reparametrisation), so the sign of :math:`F'` brackets it.
+* ``method="grid"``: the official search of Mukhoti et al. / Tao et al.: T = 0.1, 0.2, …, 10.0
+  accumulated as ``T += 0.1`` in floating point (so 0.30000000000000004, 2.500000000000001, …), the
+  criterion (validation ECE with 15 bins by default, or NLL) evaluated at every T, and the
+  **first** minimum wins. All temperatures are evaluated in a few batched passes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from focalcal._validation import check_choice, check_int, check_n_bins, check_positive
+from focalcal.calibration._base import Calibrator
+from focalcal.metrics.functional import binned_calibration_error, top_label_update
+
+__all__ = ["TemperatureScaling", "official_temperature_grid"]
+
+#: elements per batched grid chunk (temperatures × samples × classes)
+_GRID_CHUNK_ELEMENTS = 1 << 23
+
+
+def official_temperature_grid(start: float = 0.1, step: float = 0.1, n: int = 100) -> list[float]:
+    """The official grid: ``T = start; T += step`` repeated, with the float drift of the papers' code.
+
+    Example:
+        >>> grid = official_temperature_grid()
+        >>> len(grid), grid[0], grid[2], grid[-1]
+        (100, 0.1, 0.30000000000000004, 9.99999999999998)
+    """
+    grid, t = [], start
+    for _ in range(n):
+        grid.append(t)
+        t += step
+    return grid
+
+
+def _compute_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+class _NLLInLogT:
+    """Mean NLL of ``softmax(z / T)`` and its first two derivatives in ``u = log T``.
+
+    Each call is one softmax pass over ``z``; :attr:`n_passes` counts them.
+    """
+
+    def __init__(self, z: Tensor, y: Tensor) -> None:
+        self.z = z.to(_compute_dtype(z.device))
+        self.mean_target_logit = float(self.z.gather(1, y[:, None]).mean())
+        self.n_passes = 0
+
+    def __call__(self, u: float) -> tuple[float, float, float]:
+        self.n_passes += 1
+        beta = math.exp(-u)
+        z = self.z
+        x = z * beta
+        row_max = x.amax(dim=1, keepdim=True)
+        p = x.sub_(row_max).exp_()
+        norm = p.sum(dim=1, keepdim=True)
+        p.div_(norm)
+        mean_z = (p * z).sum(dim=1, keepdim=True)
+        var_z = (p.mul_((z - mean_z).square_())).sum(dim=1)
+        lse = row_max.squeeze(1) + norm.squeeze(1).log()
+        f = float(lse.mean()) - beta * self.mean_target_logit
+        g_beta = float(mean_z.mean()) - self.mean_target_logit
+        h_beta = float(var_z.mean())
+        return f, -beta * g_beta, beta * beta * h_beta + beta * g_beta
+
+
+def _nll_limit(z: Tensor, y: Tensor) -> float | None:
+    r"""``0.0`` / ``inf`` when the NLL has no finite minimiser in T, else ``None`` (no softmax).
+
+    :math:`f'(\beta)` increases from :math:`f'(0) = \frac1N\sum_i(\bar z_i - z_{iy_i})` to
+    :math:`f'(\infty) = \frac1N\sum_i(\max_c z_{ic} - z_{iy_i})`. If every label attains its row's
+    maximum logit, :math:`f' < 0` everywhere and the NLL falls as T → 0; if :math:`f'(0) \ge 0`, it
+    falls as T → ∞.
+    """
+    target = z.gather(1, y[:, None]).squeeze(1)
+    if bool((target == z.amax(dim=1)).all()):
+        return 0.0
+    if float((z.mean(dim=1) - target).mean()) >= 0:
+        return math.inf
+    return None
+
+
+def _minimise_nll_log_t(
+    objective: _NLLInLogT, lo: float, hi: float, tol: float, max_iter: int
+) -> tuple[float, int]:
+    """Safeguarded Newton on ``F'(u) = 0`` over ``[lo, hi]``; returns ``(u, n_iter)``.
+
+    The bracket shrinks with the sign of ``F'`` at each iterate; a Newton step that leaves the
+    bracket (or a non-positive curvature) is replaced by bisection. The bounds themselves are
+    evaluated only when the iterates run into them.
+    """
+    bound_lo, bound_hi = lo, hi
+    tried_lo = tried_hi = False  # whether the iterates have visited each bound
+    u = min(max(0.0, lo), hi)
+    for n_iter in range(1, max_iter + 1):
+        _, grad, curv = objective(u)
+        tried_lo, tried_hi = tried_lo or u == bound_lo, tried_hi or u == bound_hi
+        if (grad >= 0 and u == bound_lo) or (grad <= 0 and u == bound_hi):
+            return u, n_iter  # the minimum lies at or beyond this bound
+        if grad > 0:
+            hi = u
+        elif grad < 0:
+            lo = u
+        else:
+            return u, n_iter
+        candidate = u - grad / curv if curv > 0 else (math.inf if grad < 0 else -math.inf)
+        if candidate >= hi:  # try the upper bound itself once, else bisect the bracket
+            candidate = bound_hi if hi == bound_hi and not tried_hi else 0.5 * (lo + hi)
+        elif candidate <= lo:
+            candidate = bound_lo if lo == bound_lo and not tried_lo else 0.5 * (lo + hi)
+        if abs(candidate - u) <= tol or hi - lo <= tol:
+            return candidate, n_iter
+        u = candidate
+    return u, max_iter
+
+
+class TemperatureScaling(Calibrator):
+    r"""Divide logits by one scalar temperature T > 0 fitted on validation data.
+
+    .. math:: \hat p = \operatorname{softmax}(z / T)
+
+    Args:
+        criterion: ``"nll"`` (mean negative log-likelihood) or ``"ece"`` (expected calibration
+            error, ``n_bins`` equal-width bins, top-label; only with ``method="grid"``).
+        method: ``"optimize"`` (exact 1-D solve, NLL only) or ``"grid"`` (first minimum over
+            ``grid``).
+        grid: temperatures for ``method="grid"``; ``None`` gives :func:`official_temperature_grid`
+            (0.1, 0.2, …, 10.0 with the official float drift).
+        n_bins: bins of the ECE criterion (15 in the papers).
+        convention: ECE bin edges: ``"default"`` (k / B rounded once) or ``"official"``
+            (``torch.linspace(0, 1, B + 1)`` in float32, as the papers' ``ECELoss``).
+        bounds: ``(T_min, T_max)`` of ``method="optimize"``; when the NLL keeps decreasing up to a
+            bound (e.g. a perfectly classified fitting set wants T → 0), T stops there with a
+            ``RuntimeWarning``.
+        tol: convergence tolerance on :math:`\log T` (relative tolerance on T).
+        max_iter: iteration limit of the Newton solve.
+
+    Fitted attributes:
+        temperature_ (float), n_classes_ (int), n_softmax_passes_ (int, softmax passes over the
+        fitting logits), n_iter_ (int), grid_ (list of T, grid method) and grid_scores_ (numpy
+        array of the criterion at each grid T).
+
+    Shapes: logits (N, C) float, labels (N,) int; numpy arrays or torch tensors on any device.
+    ``transform`` returns logits / T and ``predict_proba`` their softmax, same kind as the input.
+
+    Reference: Guo et al., *On Calibration of Modern Neural Networks*, ICML 2017; the grid search
+    of Mukhoti et al. (NeurIPS 2020) and Tao et al. (ICML 2023).
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> p = torch.distributions.Dirichlet(torch.full((10,), 0.3)).sample((4000,))
+        >>> labels = torch.multinomial(p, 1, generator=g).squeeze(1)
+        >>> logits = 2.5 * p.clamp_min(1e-12).log()  # over-confident by a factor 2.5
+        >>> ts = TemperatureScaling().fit(logits, labels)
+        >>> 2.2 < ts.temperature_ < 2.8, ts.n_softmax_passes_ <= 30
+        (True, True)
+        >>> ts.predict_proba(logits).sum(1).allclose(torch.ones(4000))
+        True
+    """
+
+    def __init__(
+        self,
+        criterion: str = "nll",
+        method: str = "optimize",
+        grid: Sequence[float] | None = None,
+        *,
+        n_bins: int = 15,
+        convention: str = "default",
+        bounds: tuple[float, float] = (1e-2, 1e2),
+        tol: float = 1e-10,
+        max_iter: int = 100,
+    ) -> None:
+        self.criterion = criterion
+        self.method = method
+        self.grid = grid
+        self.n_bins = n_bins
+        self.convention = convention
+        self.bounds = bounds
+        self.tol = tol
+        self.max_iter = max_iter
+
+    # ------------------------------------------------------------------ fitting
+    def _check_params(self) -> None:
+        check_choice(self.criterion, "criterion", ("nll", "ece"))
+        check_choice(self.method, "method", ("optimize", "grid"))
+        check_choice(self.convention, "convention", ("default", "official"))
+        check_n_bins(self.n_bins)
+        check_positive(self.tol, "tol")
+        check_int(self.max_iter, "max_iter", min_value=1)
+        if self.criterion == "ece" and self.method == "optimize":
+            raise ValueError(
+                "criterion='ece' needs method='grid': the ECE is piecewise constant in T, so it "
+                "has no gradient to optimise; got method='optimize'"
+            )
+        if (
+            not isinstance(self.bounds, (tuple, list))
+            or len(self.bounds) != 2
+            or not 0 < check_positive(self.bounds[0], "bounds[0]") < self.bounds[1]
+        ):
+            raise ValueError(
+                f"bounds: expected (T_min, T_max) with 0 < T_min < T_max, got {self.bounds!r}"
+            )
+        check_positive(self.bounds[1], "bounds[1]")
+
+    def _checked_grid(self) -> list[float]:
+        if self.grid is None:
+            return official_temperature_grid()
+        values = np.asarray(self.grid, dtype=np.float64)
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(
+                f"grid: expected a non-empty 1-D sequence of temperatures, got {self.grid!r}"
+            )
+        if not (np.isfinite(values).all() and (values > 0).all()):
+            raise ValueError(f"grid: expected finite temperatures > 0, got {self.grid!r}")
+        return [float(t) for t in values]
+
+    def _fit(self, z: Tensor, y: Tensor) -> None:
+        self._check_params()
+        if self.method == "optimize":
+            objective = _NLLInLogT(z, y)
+            lo, hi = (math.log(float(b)) for b in self.bounds)
+            limit = _nll_limit(objective.z, y)
+            if limit is None:
+                u, self.n_iter_ = _minimise_nll_log_t(objective, lo, hi, self.tol, self.max_iter)
+            else:  # no finite minimiser: the NLL decreases all the way to T → 0 or T → ∞
+                u, self.n_iter_ = (lo if limit == 0 else hi), 0
+            self.n_softmax_passes_ = objective.n_passes
+            temperature = math.exp(u)
+            if u - lo <= 10 * self.tol or hi - u <= 10 * self.tol:
+                warnings.warn(
+                    f"TemperatureScaling: the NLL keeps decreasing up to the bound T = "
+                    f"{temperature:.4g} (bounds={self.bounds}); the fitting set may be perfectly "
+                    "classified (T → 0) or uninformative (T → ∞). Use more or held-out data.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            self.temperature_ = temperature
+            return
+        grid = self._checked_grid()
+        scores = self._grid_scores(z, y, grid)
+        best = int(np.argmin(scores))  # first minimum wins, as in the official loop
+        self.grid_, self.grid_scores_ = grid, scores
+        self.n_iter_ = self.n_softmax_passes_ = len(grid)
+        self.temperature_ = grid[best]
+
+    def _grid_scores(self, z: Tensor, y: Tensor, grid: list[float]) -> np.ndarray:
+        n, c = z.shape
+        chunk = max(1, _GRID_CHUNK_ELEMENTS // max(1, n * c))
+        scores = []
+        for start in range(0, len(grid), chunk):
+            temps = grid[start : start + chunk]
+            if self.criterion == "nll":
+                scores.append(self._grid_nll(z, y, temps))
+            else:
+                scores.append(self._grid_ece(z, y, temps))
+        return torch.cat(scores).cpu().numpy()
+
+    @staticmethod
+    def _grid_nll(z: Tensor, y: Tensor, temps: list[float]) -> Tensor:
+        z64 = z.to(_compute_dtype(z.device))
+        beta = 1.0 / torch.tensor(temps, dtype=z64.dtype, device=z.device)
+        x = z64.unsqueeze(0) * beta[:, None, None]
+        target = z64.gather(1, y[:, None]).squeeze(1)
+        return torch.logsumexp(x, dim=2).mean(dim=1) - beta * target.mean()
+
+    def _grid_ece(self, z: Tensor, y: Tensor, temps: list[float]) -> Tensor:
+        # The official code divides the float logits by the Python float T and takes the top-label
+        # softmax; the confidences of all temperatures in the chunk come from one batched softmax.
+        scaled = torch.stack([z / t for t in temps])  # (G, N, C), rounding as logits / T
+        confidence, prediction = torch.softmax(scaled, dim=2).max(dim=2)
+        confidence, correct = confidence.T, (prediction == y).T  # (N, G)
+        sums = top_label_update(confidence, correct, self.n_bins, self.convention)  # (G, B)
+        return binned_calibration_error(sums, z.shape[0], "l1")
+
+    # ------------------------------------------------------------------ transforming
+    def _transform(self, z: Tensor) -> Tensor:
+        return z / self.temperature_

@@ -92,28 +92,33 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
         "recipe (defaults come from --preset; every value can be overridden)"
     )
     recipe.add_argument("--preset", default="paper", help="paper (papers' protocol) or cpu (short)")
-    recipe.add_argument("--epochs", type=int)
-    recipe.add_argument("--batch-size", type=int, help="global batch size (split across processes)")
-    recipe.add_argument("--eval-batch-size", type=int)
-    recipe.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
-    recipe.add_argument("--lr", type=float)
-    recipe.add_argument("--momentum", type=float)
-    recipe.add_argument("--weight-decay", type=float)
-    recipe.add_argument("--milestones", type=int, nargs="*", help="epochs where lr *= --lr-decay")
-    recipe.add_argument("--lr-decay", type=float)
+    recipe.add_argument("--epochs", type=int, help="training epochs (paper: 350; cpu: 20)")
+    recipe.add_argument("--batch-size", type=int, help="global batch, split across processes (128)")
+    recipe.add_argument("--eval-batch-size", type=int, help="evaluation batch size (500)")
+    recipe.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), help="optimiser (sgd)")
+    recipe.add_argument("--lr", type=float, help="learning rate (0.1)")
+    recipe.add_argument("--momentum", type=float, help="SGD momentum (0.9)")
+    recipe.add_argument("--weight-decay", type=float, help="weight decay (5e-4)")
+    recipe.add_argument(
+        "--milestones",
+        type=int,
+        nargs="*",
+        help="epochs where lr *= --lr-decay (paper: 150 250; cpu: 10 15)",
+    )
+    recipe.add_argument("--lr-decay", type=float, help="MultiStepLR factor (0.1)")
     recipe.add_argument(
         "--loss-reduction", choices=("sum", "mean"), help="sum over the batch (papers) or mean"
     )
     recipe.add_argument("--grad-clip", type=float, help="gradient-norm clip (papers: 2)")
     recipe.add_argument("--no-grad-clip", action="store_true", help="disable gradient clipping")
-    recipe.add_argument("--seed", type=int)
+    recipe.add_argument("--seed", type=int, help="seed of init, shuffling and augmentation (1)")
     recipe.add_argument("--n-bins", type=int, help="calibration bins (default 15)")
     recipe.add_argument("--num-workers", type=int, help=argparse.SUPPRESS)
 
     hw = p.add_argument_group("hardware (Lightning)")
     hw.add_argument("--accelerator", help="auto, cpu, gpu, ...")
     hw.add_argument("--devices", type=_devices, help="number of devices per node, or 'auto'")
-    hw.add_argument("--num-nodes", type=int)
+    hw.add_argument("--num-nodes", type=int, help="number of nodes (multi-node DDP, e.g. SLURM)")
     hw.add_argument("--strategy", help="auto, ddp, ddp_spawn, ...")
     hw.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed, ...")
     hw.add_argument(

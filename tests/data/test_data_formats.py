@@ -154,6 +154,8 @@ def test_cifar_bad_files(tmp_path):
         get_dataset("cifar10", root=tmp_path, split="test", format="matlab")
     with pytest.raises(ValueError, match="split"):
         get_dataset("cifar10", root=tmp_path, split="valid")
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['val_sise'\].*'val_size'"):
+        get_dataset("cifar10", root=tmp_path, val_sise=10)  # a typo is never silently ignored
 
 
 def test_cifar_pickle_cannot_run_code(tmp_path):

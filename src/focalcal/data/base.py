@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -293,6 +294,11 @@ def get_dataset(
     check_choice(split, "split", SPLITS)
     if not isinstance(download, bool):
         raise TypeError(f"download: expected a bool, got {download!r}")
+    params = inspect.signature(factory).parameters
+    valid = [p for p, spec in params.items() if spec.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(f"{name}: unknown option(s) {unknown}; valid options: {valid}")
     return factory(
         root=None if root is None else Path(root), split=split, download=download, **options
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -87,7 +86,6 @@ def load_imagefolder(
     augmentation: Augmentation | None = None,
     cache: bool | str | os.PathLike[str] = True,
     name: str | None = None,
-    **_: Any,
 ) -> ArrayDataset:
     """Read a class-per-folder tree of images into memory.
 

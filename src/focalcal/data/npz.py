@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -78,7 +77,6 @@ def load_npz(
     channels_last: bool | None = None,
     augmentation: Augmentation | None = None,
     name: str | None = None,
-    **_: Any,
 ) -> ArrayDataset:
     """Read a Keras-style ``.npz`` file (``root`` is the file).
 

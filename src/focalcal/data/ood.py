@@ -50,7 +50,6 @@ def load_cifar_c(
     severity: int = 1,
     classes: list[str] | None = None,
     normalization: Normalization | str | None = "default",
-    **_: Any,
 ) -> ArrayDataset:
     """CIFAR-10-C / CIFAR-100-C: ``<corruption>.npy`` (50,000 × 32 × 32 × 3 uint8: severities 1–5
     of the 10,000 test images, stacked) and ``labels.npy``. Only ``split="test"`` exists. Files are

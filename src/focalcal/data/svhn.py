@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -66,7 +65,6 @@ def load_svhn(
     seed: int = 1,
     normalization: Normalization | str | None = "default",
     augmentation: Augmentation | None = None,
-    **_: Any,
 ) -> ArrayDataset:
     """Read SVHN ``train_32x32.mat`` / ``test_32x32.mat`` (+ ``extra_32x32.mat`` with
     ``include_extra``) with scipy; labels 10 → 0. ``download=True`` fetches the official files and

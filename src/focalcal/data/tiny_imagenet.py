@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -51,7 +50,6 @@ def load_tiny_imagenet(
     normalization: Normalization | str | None = "default",
     augmentation: Augmentation | None = None,
     cache: bool | str | os.PathLike[str] = True,
-    **_: Any,
 ) -> ArrayDataset:
     """Read Tiny-ImageNet-200: ``wnids.txt``, ``train/<wnid>/images/<wnid>_<k>.JPEG``,
     ``val/images/*.JPEG`` + ``val/val_annotations.txt``.

@@ -316,6 +316,17 @@ def tune_gamma(
     return chosen
 
 
+def _saved_tuning(suite: Suite, out: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """The γ records an earlier :func:`tune_gamma` left in ``OUT/tune-gamma``."""
+    found = {}
+    for ds in suite.datasets:
+        for loss in suite.losses:
+            path = out / "tune-gamma" / ds.key / f"{loss.key}.json"
+            if loss.tune_gamma and path.is_file():
+                found[(ds.key, loss.key)] = json.loads(path.read_text())
+    return found
+
+
 # --------------------------------------------------------------------------- the suite
 
 
@@ -356,7 +367,8 @@ def reproduce(
     tables; ``run_bootstrap`` those of each run's own ``report.md`` (default 0: none, fast).
     ``overrides`` replace config fields of every run (``epochs=5``, ``devices=4``, ...).
     ``tune`` (default: the suite's choice) searches γ of the tuned losses first; otherwise they
-    use their declared γ or the DFL paper's table.
+    use the γ of an earlier search in ``OUT/tune-gamma``, else their declared γ or the DFL
+    paper's table.
     """
     suite = get_suite(suite) if isinstance(suite, str) else suite
     suite = suite.select(datasets=datasets, losses=losses)
@@ -374,7 +386,7 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     _prepare_data(suite, out, data)
     tuning: dict[tuple[str, str], dict[str, Any]] = {}
-    if (suite.tune_gamma if tune is None else tune) and any(l.tune_gamma for l in suite.losses):
+    if (suite.tune_gamma if tune is None else tune) and any(s.tune_gamma for s in suite.losses):
         tuning = tune_gamma(
             suite,
             out,
@@ -386,6 +398,8 @@ def reproduce(
             echo=echo,
             **overrides,
         )
+    else:
+        tuning = _saved_tuning(suite, out)
     gammas = {key: rec["gamma"] for key, rec in tuning.items()}
     specs = suite.plan(out, seeds=seeds, data_dir=data, gammas=gammas, **overrides)
     states = {s.name: run_state(s) for s in specs}  # config mismatches fail before training
@@ -578,7 +592,9 @@ def _overlay_diagrams(
                 run_dir = row["runs"][0]
                 logits = load_logits(run_dir)
                 t = json.loads((Path(run_dir) / METRICS_FILE).read_text())["temperature"]
-                probs[row["label"]] = (logits["test_logits"] / (t if stage == "post" else 1.0)).softmax(1)
+                probs[row["label"]] = (
+                    logits["test_logits"] / (t if stage == "post" else 1.0)
+                ).softmax(1)
                 labels = logits["test_labels"]
             name = f"reliability_{ds['key']}_{stage}.png"
             save_reliability_diagram(
@@ -694,7 +710,8 @@ def format_results(results: dict[str, Any]) -> str:
                 f"γ search for `{rec['loss']}` ({rec['criterion']}, {rec['epochs']} epochs, "
                 f"seed {rec['seed']}): "
                 + ", ".join(
-                    f"γ={g:g}: {100 * e:.2f}%" for g, e in zip(rec["grid"], rec["val_ece"], strict=True)
+                    f"γ={g:g}: {100 * e:.2f}%"
+                    for g, e in zip(rec["grid"], rec["val_ece"], strict=True)
                 )
                 + f" → **γ = {rec['gamma']:g}**",
             ]
@@ -717,7 +734,9 @@ def _ranking(rows: list[dict[str, Any]]) -> list[str]:
         order = sorted(rows, key=lambda r: r["test"][stage]["ece"]["mean"])
         lines.append(
             f"Ranking by mean ECE {stage}-T: "
-            + " < ".join(f"{_label(r)} ({100 * r['test'][stage]['ece']['mean']:.2f})" for r in order)
+            + " < ".join(
+                f"{_label(r)} ({100 * r['test'][stage]['ece']['mean']:.2f})" for r in order
+            )
             + ("  " if stage == "pre" else "")
         )
     return lines
@@ -737,9 +756,7 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--suite", required=True, help=f"suite name: {', '.join(SUITES.names())}"
-    )
+    p.add_argument("--suite", required=True, help=f"suite name: {', '.join(SUITES.names())}")
     p.add_argument("--datasets", nargs="+", metavar="KEY", help="only these dataset keys")
     p.add_argument(
         "--data-dir",
@@ -857,11 +874,16 @@ def register_cli(subparsers: Any) -> None:
     )
     tune = p.add_mutually_exclusive_group()
     tune.add_argument(
-        "--tune-gamma", dest="tune_gamma", action="store_true", default=None,
+        "--tune-gamma",
+        dest="tune_gamma",
+        action="store_true",
+        default=None,
         help="choose DFL's γ on the validation split first (default for the cpu suites)",
     )
     tune.add_argument(
-        "--no-tune-gamma", dest="tune_gamma", action="store_false",
+        "--no-tune-gamma",
+        dest="tune_gamma",
+        action="store_false",
         help="use the declared γ / the DFL paper's table (default for the paper suite)",
     )
     p.add_argument("--gamma-grid", type=float, nargs="+", metavar="G", help="γ candidates")

@@ -157,9 +157,7 @@ class Suite:
     n_bootstrap: int = 1000
     tune_gamma: bool = True
 
-    def select(
-        self, datasets: list[str] | None = None, losses: list[str] | None = None
-    ) -> Suite:
+    def select(self, datasets: list[str] | None = None, losses: list[str] | None = None) -> Suite:
         """The suite restricted to the named dataset and loss keys (unknown keys raise)."""
         return dataclasses.replace(
             self,

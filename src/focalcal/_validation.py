@@ -9,7 +9,8 @@ separate from the cheap shape/dtype checks so hot loops can switch them off (``v
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ __all__ = [
     "check_choice",
     "check_finite",
     "check_int",
+    "check_kwargs",
     "check_logits",
     "check_n_bins",
     "check_positive",
@@ -103,6 +105,27 @@ def check_int(value: Any, name: str, *, min_value: int | None = None) -> int:
     if min_value is not None and value < min_value:
         raise ValueError(f"{name}: expected an integer >= {min_value}, got {value}")
     return int(value)
+
+
+def check_kwargs(
+    func: Callable[..., Any], kwargs: Mapping[str, Any], name: str, *, skip: Sequence[str] = ()
+) -> None:
+    """Keyword options must be parameters of ``func`` (skipped when it takes ``**kwargs``).
+
+    Raises ``TypeError`` naming the unknown options and listing the valid ones, so a typo is
+    never silently ignored. ``skip`` leaves out parameters the caller fills itself.
+    """
+    params = inspect.signature(func).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [
+        n
+        for n, p in params.items()
+        if p.kind is not inspect.Parameter.VAR_POSITIONAL and n not in skip
+    ]
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise TypeError(f"{name}: unknown option(s) {unknown}; valid options: {valid}")
 
 
 def check_n_bins(n_bins: Any, name: str = "n_bins") -> int:

@@ -182,6 +182,10 @@ def test_registry_errors():
         get_model("resnet20", 10.0)
     with pytest.raises(TypeError, match="in_features"):
         get_model("mlp", 10)
+    with pytest.raises(TypeError, match=r"resnet20: unknown option\(s\) \['in_features'\]"):
+        get_model("resnet20", 10, in_features=384)
+    with pytest.raises(TypeError, match=r"\['hiden'\].*'hidden'"):
+        get_model("mlp", 10, in_features=4, hiden=8)
     with pytest.raises(ValueError, match="shortcut"):
         get_model("resnet20", 10, shortcut="C")
     with pytest.raises(ValueError, match="depth"):

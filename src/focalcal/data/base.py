@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -14,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .._registry import Registry
-from .._validation import _describe, check_choice
+from .._validation import _describe, check_choice, check_kwargs
 from .splits import paper_split_indices, resolve_val_size
 
 __all__ = [
@@ -294,11 +293,7 @@ def get_dataset(
     check_choice(split, "split", SPLITS)
     if not isinstance(download, bool):
         raise TypeError(f"download: expected a bool, got {download!r}")
-    params = inspect.signature(factory).parameters
-    valid = [p for p, spec in params.items() if spec.kind is inspect.Parameter.KEYWORD_ONLY]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise TypeError(f"{name}: unknown option(s) {unknown}; valid options: {valid}")
+    check_kwargs(factory, options, name, skip=("name", "root", "split", "download"))
     return factory(
         root=None if root is None else Path(root), split=split, download=download, **options
     )

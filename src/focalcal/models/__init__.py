@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .._registry import Registry
-from .._validation import check_int
+from .._validation import check_int, check_kwargs
 from .densenet import DenseNet, densenet121
 from .resnet import (
     BottleneckResNet,
@@ -92,13 +92,20 @@ MODELS.register("wrn26_10")(wide_resnet26_10)
 
 
 @MODELS.register("mlp")
-def _mlp(num_classes: int, in_channels: int = 3, **kwargs: Any) -> MLP:
-    if "in_features" not in kwargs:
+def _mlp(
+    num_classes: int,
+    in_channels: int = 3,
+    in_features: int | None = None,
+    hidden: int = 256,
+    depth: int = 2,
+    dropout: float = 0.0,
+) -> MLP:
+    if in_features is None:
         raise TypeError(
             "mlp: missing keyword in_features (the feature-vector length, e.g. "
             "get_model('mlp', num_classes=20, in_features=384))"
         )
-    return mlp(num_classes=num_classes, **kwargs)
+    return mlp(in_features, num_classes, hidden, depth, dropout)
 
 
 def get_model(name: str, num_classes: int, in_channels: int = 3, **kwargs: Any) -> nn.Module:
@@ -123,6 +130,7 @@ def get_model(name: str, num_classes: int, in_channels: int = 3, **kwargs: Any) 
         )
     """
     factory = MODELS.factory(name)
+    check_kwargs(factory, kwargs, name, skip=("num_classes", "in_channels"))
     num_classes = check_int(num_classes, "num_classes", min_value=1)
     in_channels = check_int(in_channels, "in_channels", min_value=1)
     return factory(num_classes=num_classes, in_channels=in_channels, **kwargs)

@@ -52,9 +52,11 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-def small_cnn(num_classes: int = 10, in_channels: int = 1, **kwargs: float) -> SmallCNN:
+def small_cnn(
+    num_classes: int = 10, in_channels: int = 1, hidden: int = 128, dropout: float = 0.25
+) -> SmallCNN:
     """:class:`SmallCNN` (``hidden=128``, ``dropout=0.25`` by default)."""
-    return SmallCNN(num_classes, in_channels, **kwargs)  # type: ignore[arg-type]
+    return SmallCNN(num_classes, in_channels, hidden, dropout)
 
 
 class MLP(nn.Module):

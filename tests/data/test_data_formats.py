@@ -475,6 +475,8 @@ def test_npz_errors(tmp_path):
         get_dataset("npz", root=tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="root"):
         get_dataset("npz")
+    with pytest.raises(ValueError, match="download"):
+        get_dataset("npz", root=path, download=True)
 
 
 # --- CIFAR-10-C -------------------------------------------------------------------------------------

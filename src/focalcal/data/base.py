@@ -295,5 +295,8 @@ def get_dataset(
         raise TypeError(f"download: expected a bool, got {download!r}")
     check_kwargs(factory, options, name, skip=("name", "root", "split", "download"))
     return factory(
-        root=None if root is None else Path(root), split=split, download=download, **options
+        root=None if root is None else Path(root).expanduser(),
+        split=split,
+        download=download,
+        **options,
     )

@@ -116,6 +116,10 @@ def load_imagefolder(
         >>> len(ds), ds.input_shape, ds.classes
         (2, (3, 8, 8), ['cat', 'dog'])
     """
+    if download:
+        raise ValueError(
+            "download: imagefolder data are the user's own files; there is nothing to download"
+        )
     if root is None:
         raise ValueError("root: the imagefolder dataset needs root=<folder>, got None")
     root = Path(root)

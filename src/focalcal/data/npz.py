@@ -102,6 +102,10 @@ def load_npz(
         >>> len(ds), ds.input_shape, ds.classes
         (2, (5,), ['neg', 'pos'])
     """
+    if download:
+        raise ValueError(
+            "download: npz data are the user's own files; there is nothing to download"
+        )
     if root is None:
         raise ValueError("root: the npz dataset needs root=<path to the .npz file>, got None")
     path = Path(root)

@@ -78,10 +78,11 @@ def test_20newsgroups_features_npz(shared_data: Path):
     )
 
 
-def test_fashion_mnist_debian_package():
+def test_fashion_mnist_debian_package(tmp_path, monkeypatch):
     if not DEBIAN_FASHION_MNIST.is_dir():
         pytest.skip(f"{DEBIAN_FASHION_MNIST} absent (apt-get install dataset-fashion-mnist)")
-    train = get_dataset("fashion_mnist", root=DEBIAN_FASHION_MNIST, split="train")
+    monkeypatch.setenv("FOCALCAL_DATA", str(tmp_path))  # nothing there: root=None finds Debian's
+    train = get_dataset("fashion_mnist", split="train")
     test = get_dataset("fashion_mnist", root=DEBIAN_FASHION_MNIST, split="test")
     assert (len(train), len(test)) == (60000, 10000)
     assert train.input_shape == (1, 28, 28) and train.class_counts().tolist() == [6000] * 10

@@ -791,7 +791,30 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
+def _dry_run(args: argparse.Namespace) -> int:
+    """Print every run of the plan with its state, train nothing."""
+    suite = get_suite(args.suite).select(datasets=args.datasets, losses=args.losses)
+    out = Path(args.out or f"reproduce-{suite.name}")
+    gammas = {k: rec["gamma"] for k, rec in _saved_tuning(suite, out).items()}
+    specs = suite.plan(
+        out, seeds=args.seeds, data_dir=args.data_dir, gammas=gammas, **_overrides(args)
+    )
+    for spec in specs:
+        gamma = spec.config["gamma"]
+        print(
+            f"{run_state(spec):9s} {spec.name}" + (f" (γ={gamma:g})" if gamma is not None else "")
+        )
+    tuned = [
+        x.key for x in suite.losses if x.tune_gamma and (suite.datasets[0].key, x.key) not in gammas
+    ]
+    if tuned and (suite.tune_gamma if args.tune_gamma is None else args.tune_gamma):
+        print(f"(γ of {tuned} is chosen by the γ search first: {list(suite.gamma_grid)})")
+    return 0
+
+
 def _run_reproduce(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _dry_run(args)
     reproduce(
         args.suite,
         args.out,
@@ -887,6 +910,9 @@ def register_cli(subparsers: Any) -> None:
         help="use the declared γ / the DFL paper's table (default for the paper suite)",
     )
     p.add_argument("--gamma-grid", type=float, nargs="+", metavar="G", help="γ candidates")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs and their state; train nothing"
+    )
     p.add_argument("--tune-epochs", type=int, help="epochs of each γ candidate run")
     p.set_defaults(handler=_run_reproduce)
 

@@ -284,34 +284,34 @@ def _subset_npz(root: str | None, out_dir: Path) -> None:
     atomic_save_npz(target, **arrays)
 
 
-#: Corruptions generated for the CIFAR-10-C OOD set of ``cpu-vision`` (all five severities).
-CIFAR_C_GENERATED = ("gaussian_noise",)
+#: The generated CIFAR-10-C set of ``cpu-vision``: (corruption, severity).
+CIFAR_C_GENERATED = ("gaussian_noise", 5)
+_CIFAR_C_FILE = "{out}/data/cifar10-c-" + "-".join(map(str, CIFAR_C_GENERATED)) + ".npz"
 
 
 def _cifar10_c(root: str | None, out_dir: Path) -> None:
-    """Generate ``{out}/data/cifar10-c`` from the suite's CIFAR-10 test images, in the official
-    CIFAR-10-C layout (``<corruption>.npy`` = severities 1–5 stacked, ``labels.npy``)."""
+    """Write the CIFAR-10-C OOD set of ``cpu-vision``: the suite's CIFAR-10 test images with
+    :data:`CIFAR_C_GENERATED` applied by :func:`focalcal.data.corrupt` (the recipe of Hendrycks
+    & Dietterich's ``make_cifar_c.py``), as a Keras-style ``.npz`` read through ``npz:PATH``
+    (its ``x_train`` holds the first 100 images only to satisfy the format; it is unused)."""
     from ..data import corrupt, get_dataset
 
-    folder = out_dir / "data" / "cifar10-c"
-    if all((folder / f"{c}.npy").is_file() for c in CIFAR_C_GENERATED):
+    target = Path(_CIFAR_C_FILE.format(out=out_dir))
+    if target.is_file():
         return
     test = get_dataset("imagefolder", root=root, split="test")
-    folder.mkdir(parents=True, exist_ok=True)
-    labels = np.tile(test.targets.numpy(), 5)
-    for name in CIFAR_C_GENERATED:
-        stacked = [
-            np.asarray(corrupt(test.inputs, name, severity, seed=severity)).transpose(0, 2, 3, 1)
-            for severity in range(1, 6)
-        ]
-        _save_npy(folder / f"{name}.npy", np.concatenate(stacked))
-    _save_npy(folder / "labels.npy", labels)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    from ._io import atomic_write
-
-    atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+    name, severity = CIFAR_C_GENERATED
+    images = np.asarray(corrupt(test.inputs, name, severity, seed=0))
+    labels = test.targets.numpy()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save_npz(
+        target,
+        x_train=images[:100],
+        y_train=labels[:100],
+        x_test=images,
+        y_test=labels,
+        class_names=np.array(test.classes),
+    )
 
 
 # --------------------------------------------------------------------------- suites
@@ -372,11 +372,7 @@ SUITES.register("cpu-vision", "vision")(
                 model="resnet8",
                 roots=("{data}/cifar10-jpeg",),
                 dataset_options={"val_size": 5000},
-                ood=(
-                    "tiny_imagenet:{data}/tiny-imagenet-200",
-                    "cifar10_c:{out}/data/cifar10-c",
-                ),
-                ood_options={"corruption": "gaussian_noise", "severity": 5},
+                ood=("tiny_imagenet:{data}/tiny-imagenet-200", "npz:" + _CIFAR_C_FILE),
                 overrides={"epochs": 30, "milestones": [15, 25]},
                 prepare=_cifar10_c,
             ),
@@ -401,7 +397,8 @@ SUITES.register("cpu-vision", "vision")(
 def _paper_datasets() -> tuple[DatasetSpec, ...]:
     specs = []
     for dataset in ("cifar10", "cifar100"):
-        ood = ("svhn", f"{dataset}_c")
+        # Mukhoti et al. (2020) §5: OOD = SVHN and CIFAR-10-C (Gaussian noise) for CIFAR-10 models
+        ood = ("svhn", "cifar10_c") if dataset == "cifar10" else ("svhn",)
         for model in ("resnet50", "resnet110", "wide_resnet26_10", "densenet121"):
             specs.append(
                 DatasetSpec(
@@ -412,7 +409,6 @@ def _paper_datasets() -> tuple[DatasetSpec, ...]:
                     preset="paper",
                     dataset_options={"val_size": 5000},
                     ood=ood,
-                    ood_options={"corruption": "gaussian_noise", "severity": 5},
                 )
             )
     specs.append(

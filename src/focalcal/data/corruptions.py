@@ -10,6 +10,7 @@ are those of ``make_cifar_c.py``. One deliberate difference: results are rounded
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -153,6 +154,4 @@ def corrupt_dataset(
         raise TypeError("dataset: expected an image ArrayDataset")
     out = corrupt(dataset.inputs, name, severity, seed)
     assert isinstance(out, Tensor)
-    from dataclasses import replace
-
     return replace(dataset, inputs=out, name=f"{dataset.name}-{name}-{severity}")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._validation import _describe, check_int
-from .base import ArrayDataset, Augmentation, Normalization
+from .base import ArrayDataset, Augmentation, Normalization, resolve_normalization
 
 __all__ = ["BatchTransform", "InMemoryLoader", "make_batch_transform"]
 
@@ -164,8 +164,6 @@ def make_batch_transform(
         raise TypeError(f"dataset: expected a focalcal ArrayDataset, got {_describe(dataset)}")
     norm = dataset.normalization if normalization == "dataset" else normalization
     if isinstance(norm, str):
-        from .base import resolve_normalization
-
         norm = resolve_normalization(norm, dataset)
     aug = dataset.augmentation if dataset.is_image else Augmentation(0, False)
     if not train:

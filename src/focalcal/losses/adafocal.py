@@ -125,7 +125,7 @@ class AdaFocalLoss(WeightedLoss):
         >>> logits = torch.randn(32, 10, requires_grad=True)
         >>> criterion(logits, torch.randint(0, 10, (32,))).backward()
         >>> val_probs = torch.softmax(torch.randn(200, 10) * 3, dim=1)
-        >>> criterion.update(val_probs, torch.randint(0, 10, (200,)))
+        >>> gaps = criterion.update(val_probs, torch.randint(0, 10, (200,)))  # once per epoch
         >>> criterion.bin_gammas.shape
         torch.Size([15])
     """

@@ -82,8 +82,12 @@ def test_fashion_mnist_debian_package(tmp_path, monkeypatch):
     if not DEBIAN_FASHION_MNIST.is_dir():
         pytest.skip(f"{DEBIAN_FASHION_MNIST} absent (apt-get install dataset-fashion-mnist)")
     monkeypatch.setenv("FOCALCAL_DATA", str(tmp_path))  # nothing there: root=None finds Debian's
-    train = get_dataset("fashion_mnist", split="train")
+    train = get_dataset("fashion_mnist", split="train", val_size=0)
     test = get_dataset("fashion_mnist", root=DEBIAN_FASHION_MNIST, split="test")
     assert (len(train), len(test)) == (60000, 10000)
     assert train.input_shape == (1, 28, 28) and train.class_counts().tolist() == [6000] * 10
     assert test.class_counts().tolist() == [1000] * 10
+    val = get_dataset("fashion_mnist", split="val")  # the default 10 % draw
+    assert len(val) == 6000 and val.source_indices.tolist() == sorted(
+        paper_split_indices(60000, 0.1, 1)[1].tolist()
+    )

@@ -103,7 +103,7 @@ def load_mnist(
     split: str,
     download: bool,
     *,
-    val_size: int | float = 0.0,
+    val_size: int | float = 0.1,
     seed: int = 1,
     normalization: Normalization | str | None = "default",
     augmentation: Augmentation | None = None,
@@ -112,8 +112,10 @@ def load_mnist(
 
     Without ``root``, looks in ``$FOCALCAL_DATA/<name>`` and, for Fashion-MNIST, in Debian's
     ``/usr/share/datasets/fashion-mnist`` (package ``dataset-fashion-mnist``). ``download=True``
-    fetches the official ``.gz`` files and checks their MD5. ``split="val"`` is carved from the
-    60,000 training images (pass ``val_size``, e.g. ``5000``; default 0 = no validation part).
+    fetches the official ``.gz`` files and checks their MD5. As for every dataset without an
+    official validation set, ``split="val"`` is drawn from the 60,000 training images with
+    :func:`paper_split_indices` (``val_size=0.1``, ``seed=1``) and ``"train"`` is the rest;
+    ``val_size=0`` keeps all 60,000 for training.
     Augmentation: crop with 2-pixel padding, horizontal flip only for Fashion-MNIST.
     """
     base_url, files, classes = MNIST_FILES[name]

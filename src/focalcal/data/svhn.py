@@ -61,7 +61,7 @@ def load_svhn(
     download: bool,
     *,
     include_extra: bool = False,
-    val_size: int | float = 0.0,
+    val_size: int | float = 0.1,
     seed: int = 1,
     normalization: Normalization | str | None = "default",
     augmentation: Augmentation | None = None,
@@ -69,7 +69,9 @@ def load_svhn(
     """Read SVHN ``train_32x32.mat`` / ``test_32x32.mat`` (+ ``extra_32x32.mat`` with
     ``include_extra``) with scipy; labels 10 → 0. ``download=True`` fetches the official files and
     checks their MD5. The test split is the usual OOD set for CIFAR models (normalise it like the
-    in-distribution data: ``ds.with_normalization("cifar10")``). Augmentation: 4-pixel crop, no flip.
+    in-distribution data: ``ds.with_normalization("cifar10")``). ``split="val"`` is a 10 % draw from
+    train (``val_size``, ``seed``; ``val_size=0`` keeps all of train). Augmentation: 4-pixel crop,
+    no flip.
     """
     folder = Path(root) if root is not None else default_root("svhn")
     names = ["test_32x32.mat"] if split == "test" else ["train_32x32.mat"]

@@ -63,8 +63,9 @@ def test_table_values_match_direct_computation(ci_out: Path) -> None:
     results = json.loads((ci_out / "results.json").read_text())
     for row in results["datasets"][0]["rows"]:
         (run,) = row["runs"]
-        arrays = load(Path(run))
-        t = json.loads((Path(run) / "metrics.json").read_text())["temperature"]
+        assert run == "runs/20ng-subset/" + row["loss"] + "/seed1"  # relative to the suite folder
+        arrays = load(ci_out / run)
+        t = json.loads((ci_out / run / "metrics.json").read_text())["temperature"]
         logits, labels = arrays["test_logits"], arrays["test_labels"]
         pre, post = row["test"]["pre"], row["test"]["post"]
         assert pre["ece"]["mean"] == pytest.approx(loop_ece(logits, labels), abs=1e-5)

@@ -414,7 +414,7 @@ def reproduce(
     job = partial(execute_run, n_bootstrap=run_bootstrap, ts_criterion=ts_criterion)
     outcomes = _launch(pending, job, launcher, opts)
     outcomes += [{"run": s.name, "action": "skipped"} for s in specs if s not in pending]
-    results = aggregate(suite, specs, n_bootstrap=n_bootstrap, tuning=tuning)
+    results = aggregate(suite, specs, n_bootstrap=n_bootstrap, out_dir=out, tuning=tuning)
     results["invocation"] = {
         "command": command or _command_line(),
         "launcher": launcher,
@@ -502,10 +502,12 @@ def aggregate(
     specs: list[RunSpec],
     *,
     n_bootstrap: int,
+    out_dir: str | Path,
     tuning: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Per dataset and loss: mean ± std over seeds of every metric pre/post T, seed-averaged
-    bootstrap intervals, OOD AUROC, T and training time (from the runs' ``metrics.json``)."""
+    bootstrap intervals, OOD AUROC, T and training time (from the runs' ``metrics.json``).
+    Run folders are recorded relative to ``out_dir`` (the suite folder can be moved)."""
     tuning = tuning or {}
     out: dict[str, Any] = {
         "suite": suite.name,
@@ -529,7 +531,7 @@ def aggregate(
                 "label": loss.label,
                 "gamma": results[0].get("gamma"),
                 "seeds": [s.seed for s in mine],
-                "runs": [s.run_dir for s in mine],
+                "runs": [_relative(s.run_dir, out_dir) for s in mine],
                 "temperature": _mean_std([r["temperature"] for r in results]),
                 "train_seconds": sum(_train_seconds(s) for s in mine),
                 "test": {},
@@ -570,6 +572,13 @@ def aggregate(
     return out
 
 
+def _relative(path: str | Path, base: str | Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(base).resolve()))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
 def _train_seconds(spec: RunSpec) -> float:
     path = Path(spec.run_dir) / STATUS_FILE
     return float(json.loads(path.read_text()).get("train_seconds", 0.0)) if path.is_file() else 0.0
@@ -589,7 +598,7 @@ def _overlay_diagrams(
         for stage in ("pre", "post"):
             probs, labels = {}, None
             for row in ds["rows"]:
-                run_dir = row["runs"][0]
+                run_dir = out / row["runs"][0]
                 logits = load_logits(run_dir)
                 t = json.loads((Path(run_dir) / METRICS_FILE).read_text())["temperature"]
                 probs[row["label"]] = (

@@ -179,7 +179,7 @@ class Suite:
         """The TrainConfig of ``loss`` on ``ds`` (``gamma`` replaces the loss spec's)."""
         values: dict[str, Any] = dict(ds.overrides)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return make_config(
+        config = make_config(
             ds.dataset,
             ds.model,
             loss.loss,
@@ -194,6 +194,9 @@ class Suite:
             seed=seed,
             **values,
         )
+        if loss.tune_gamma and config.gamma is None:  # not searched and not in the DFL table
+            config.gamma = UNTUNED_GAMMA
+        return config
 
     def plan(
         self,
@@ -254,6 +257,9 @@ PAPER_LOSSES: tuple[LossSpec, ...] = (
     LossSpec("dual_focal", "Dual focal", "dual_focal", tune_gamma=True),
     LossSpec("dual_flsd53", "DFL-SD (dual FLSD-53)", "dual_flsd53"),
 )
+
+#: γ of a tuned loss when no search was run and the DFL table has no entry (the table's mode).
+UNTUNED_GAMMA = 5.0
 
 SUITES: Registry[Suite] = Registry("suite")
 

@@ -70,6 +70,8 @@ __all__ = [
 ]
 
 RESULTS_MD = "results.md"
+#: Losses overlaid in the reliability diagrams (the papers' headline comparison).
+OVERLAY_LOSSES = ("ce", "brier", "flsd53", "dual_focal")
 RESULTS_JSON = "results.json"
 
 #: Config fields that may differ between the first attempt of a run and its continuation.
@@ -587,7 +589,8 @@ def _train_seconds(spec: RunSpec) -> float:
 def _overlay_diagrams(
     out: Path, suite: Suite, specs: list[RunSpec], results: dict[str, Any]
 ) -> dict[str, list[str]]:
-    """Reliability diagrams of every loss overlaid (seed 1), pre-T and post-T, per dataset."""
+    """Reliability diagrams of the headline losses (:data:`OVERLAY_LOSSES`, else every loss)
+    overlaid (seed 1), pre-T and post-T, per dataset."""
     try:
         from ..plots import save_reliability_diagram
     except ImportError:
@@ -595,9 +598,11 @@ def _overlay_diagrams(
     made: dict[str, list[str]] = {}
     for ds in results["datasets"]:
         names = []
+        n_bins = json.loads((out / ds["rows"][0]["runs"][0] / METRICS_FILE).read_text())["n_bins"]
         for stage in ("pre", "post"):
             probs, labels = {}, None
-            for row in ds["rows"]:
+            headline = [r for r in ds["rows"] if r["loss"] in OVERLAY_LOSSES]
+            for row in headline if len(headline) > 1 else ds["rows"]:
                 run_dir = out / row["runs"][0]
                 logits = load_logits(run_dir)
                 t = json.loads((Path(run_dir) / METRICS_FILE).read_text())["temperature"]
@@ -607,7 +612,13 @@ def _overlay_diagrams(
                 labels = logits["test_labels"]
             name = f"reliability_{ds['key']}_{stage}.png"
             save_reliability_diagram(
-                out / name, probs, labels, title=f"{ds['title']}: {stage}-T (seed 1)"
+                out / name,
+                probs,
+                labels,
+                n_bins=n_bins,
+                show_gap=False,
+                figsize=(6.0, 6.0),
+                title=f"{ds['key']}: {stage}-T (seed 1)",
             )
             names.append(name)
         made[ds["key"]] = names

@@ -36,7 +36,6 @@ def demo_config(
     """The demo's config for one loss (``overrides`` replace any field, e.g. ``epochs``)."""
     values: dict[str, Any] = {
         "data_root": str(data),
-        "dataset_options": {"name": "20newsgroups-minilm"},
         "model_options": {"hidden": 256, "depth": 2},
         "gamma": gamma,
     }

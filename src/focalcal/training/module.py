@@ -74,6 +74,7 @@ class CalibrationModule(L.LightningModule):
         self.val_targets = val_targets
         self.eval_transform = eval_transform
         self._train_loader_factory = train_loader
+        self._epoch_sums: Tensor | None = None
 
     def train_dataloader(self) -> Any:
         if self._train_loader_factory is None:
@@ -97,15 +98,25 @@ class CalibrationModule(L.LightningModule):
         inputs, targets = batch
         logits = self.model(inputs)
         loss = self.criterion(logits, targets)
+        # Epoch sums kept as tensors (no per-step logging or device sync: Lightning's per-step
+        # ``self.log`` costs more than a small model's step); logged once in on_train_epoch_end.
         n = targets.numel()
-        per_sample = loss.detach() / n if self.config.loss_reduction == "sum" else loss.detach()
-        log = {"on_step": False, "on_epoch": True, "batch_size": n, "sync_dist": True}
-        self.log("train_loss", per_sample, prog_bar=True, **log)
-        correct = (logits.detach().argmax(1) == targets).float().mean()
-        self.log("train_acc", correct, **log)
+        with torch.no_grad():
+            total = loss.detach() if self.config.loss_reduction == "sum" else loss.detach() * n
+            correct = (logits.detach().argmax(1) == targets).sum()
+        sums = torch.stack(
+            [total.float(), correct.float(), torch.tensor(float(n), device=total.device)]
+        )
+        self._epoch_sums = sums if self._epoch_sums is None else self._epoch_sums + sums
         return loss
 
     def on_train_epoch_end(self) -> None:
+        if self._epoch_sums is not None:
+            loss_sum, correct, count = self._epoch_sums
+            self._epoch_sums = None
+            log = {"on_epoch": True, "sync_dist": True}
+            self.log("train_loss", loss_sum / count, prog_bar=True, **log)
+            self.log("train_acc", correct / count, **log)
         if self.val_inputs is None or self.val_targets is None:
             return
         was_training = self.model.training

@@ -32,8 +32,8 @@ __all__ = ["GammaFn", "focal_family_loss", "runner_up_of"]
 
 #: ``gamma_fn(p_y, p_j) -> (gamma, inverse)``: γ ≥ 0 (float or tensor shaped like ``p_y``) and
 #: whether the item uses the inverse-focal base ``1 + p_y`` (bool or bool tensor). Both inputs are
-#: detached; ``p_j`` is 0 when the loss has no runner-up term.
-GammaFn = Callable[[Tensor, Tensor], tuple[Tensor | float, Tensor | bool]]
+#: detached; ``p_j`` is None when the loss has no runner-up term.
+GammaFn = Callable[[Tensor, Tensor | None], tuple[Tensor | float, Tensor | bool]]
 
 # A finite stand-in for -inf when masking (sign arithmetic is much faster than where/masked_fill
 # on CPU); exp(-1e30) == 0 in every float dtype.
@@ -91,27 +91,29 @@ class _FocalFamily(torch.autograd.Function):
             base.add_(p_j)
         else:
             index_j = p_j = None
-        gamma, inverse = gamma_fn(p_y, p_j if p_j is not None else torch.zeros_like(p_y))
+        gamma, inverse = gamma_fn(p_y, p_j)
         if inverse is True:
             base = 1.0 + p_y
         elif inverse is not False:
             base = torch.where(inverse, 1.0 + p_y, base)
         base = base.clamp_min_(torch.finfo(base.dtype).tiny)
-        factor = base.pow(gamma)
-        weight = item_weight.unsqueeze(1)
+        weighted_factor = base.pow(gamma).mul_(item_weight.unsqueeze(1))
         total = total_weight(item_weight) if reduction == "mean" else None
-        out = reduce_items((factor * log_p_y).mul_(weight).neg_(), weight, reduction, total=total)
+        out = reduce_items(weighted_factor * log_p_y, item_weight, reduction, total=total).neg()
         if ctx.needs_input_grad[0]:
-            # ℓ = b^γ·(−log p_y): ∂ℓ/∂log p_y = γ b^(γ−1)(∂b/∂log p_y)(−log p_y) − b^γ and
-            # ∂ℓ/∂log p_j = γ b^(γ−1)·p_j·(−log p_y), with ∂b/∂log p_y = −p_y (focal) or +p_y
-            # (inverse). b is clamped > 0, so γ b^(γ−1) = γ·factor/b is finite for any γ ≥ 0.
-            slope = factor.div(base).mul_(gamma).mul_(log_p_y).neg_().mul_(weight)
-            sign_y = (-1.0 if inverse is False else 1.0) if isinstance(inverse, bool) else None
-            d_y = slope * (p_y * sign_y if sign_y is not None else torch.where(inverse, p_y, -p_y))
-            d_y.sub_(factor.mul_(weight))
+            # ℓ = b^γ·(−log p_y) with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
+            # ∂b/∂log p_j = p_j:  ∂ℓ/∂log p_y = b^γ (±γ p_y log p_y / b − 1),
+            # ∂ℓ/∂log p_j = −γ b^γ p_j log p_y / b. b is clamped > 0, so both stay finite.
+            if inverse is True:
+                signed_gamma = -gamma
+            elif inverse is False:
+                signed_gamma = gamma
+            else:
+                signed_gamma = torch.where(inverse, -gamma, gamma)
+            d_y = (p_y * log_p_y).div_(base).mul_(signed_gamma).sub_(1.0).mul_(weighted_factor)
             d_j = None
             if runner_up:
-                d_j = slope.mul_(p_j)
+                d_j = (p_j * log_p_y).div_(base).mul_(gamma).mul_(weighted_factor).neg_()
                 if isinstance(inverse, Tensor):
                     d_j.masked_fill_(inverse, 0.0)
             ctx.save_for_backward(log_p, index, d_y, index_j, d_j, total)

@@ -212,7 +212,7 @@ class AdaFocalLoss(WeightedLoss):
 
     _runner_up = False
 
-    def _gamma(self, p_y: Tensor, p_j: Tensor) -> tuple[Tensor, Tensor | bool]:
+    def _gamma(self, p_y: Tensor, p_j: Tensor | None) -> tuple[Tensor, Tensor | bool]:
         """(γ ≥ 0, inverse-focal flag) of each item from its bin (looked up with p_y)."""
         gamma = self._lookup(p_y)
         if not self.signed:
@@ -332,6 +332,6 @@ class AdaDualFocalLoss(AdaFocalLoss):
             validate=validate,
         )
 
-    def _gamma(self, p_y: Tensor, p_j: Tensor) -> tuple[Tensor, Tensor | bool]:
+    def _gamma(self, p_y: Tensor, p_j: Tensor | None) -> tuple[Tensor, Tensor | bool]:
         """γ of each item from the bin of its margin p_y − p_j."""
-        return self._lookup(p_y - p_j), False
+        return self._lookup(p_y if p_j is None else p_y - p_j), False

@@ -54,6 +54,7 @@ def test_report_files_and_tables(ci_out: Path) -> None:
     assert "| Cross-entropy |" in md and "| Dual focal (γ=" in md
     assert "ECE (%) pre / post (T)" in md and "95% bootstrap intervals" in md
     assert results["invocation"]["actions"] == {"trained": 2, "resumed": 0, "skipped": 0}
+    assert results["invocation"]["command"] == f"focalcal reproduce --suite ci --out {ci_out}"
     (ds,) = results["datasets"]
     assert [row["loss"] for row in ds["rows"]] == ["ce", "dual_focal"]
     assert ds["epochs"] == 3

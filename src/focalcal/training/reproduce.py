@@ -418,7 +418,7 @@ def reproduce(
     outcomes += [{"run": s.name, "action": "skipped"} for s in specs if s not in pending]
     results = aggregate(suite, specs, n_bootstrap=n_bootstrap, out_dir=out, tuning=tuning)
     results["invocation"] = {
-        "command": command or _command_line(),
+        "command": command or f"reproduce({suite.name!r}, {str(out)!r}) (Python API)",
         "launcher": launcher,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "actions": {a: sum(o["action"] == a for o in outcomes) for a in _ACTIONS},
@@ -434,8 +434,9 @@ def reproduce(
 _ACTIONS = ("trained", "resumed", "skipped")
 
 
-def _command_line() -> str:
-    return "focalcal " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(argv: Sequence[str] | None = None) -> str:
+    """The command as typed (``argv`` without the program; default: this process's)."""
+    return "focalcal " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
 
 
 def machine_info() -> dict[str, Any]:
@@ -851,6 +852,7 @@ def _run_reproduce(args: argparse.Namespace) -> int:
         tune_epochs=args.tune_epochs,
         timeout_min=args.timeout_min,
         executor_options=dict(args.executor_option or []),
+        command=_command_line(getattr(args, "argv", None)),
         **_overrides(args),
     )
     print((Path(args.out or f"reproduce-{get_suite(args.suite).name}") / RESULTS_MD).read_text())
@@ -955,11 +957,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="focalcal")
     register_cli(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else None
     try:
         return args.handler(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
         print(f"focalcal {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except ImportError as err:
+        print(f"focalcal {args.command}: error: {err}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

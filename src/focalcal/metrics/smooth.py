@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from focalcal._validation import restore_kind
-from focalcal.metrics.functional import prepare_inputs, to_probs, top_label
+from focalcal.metrics.functional import prepare_inputs, top_label_pairs
 
 __all__ = ["smooth_ece", "smooth_ece_at", "smooth_ece_from_pairs"]
 
@@ -156,5 +156,5 @@ def smooth_ece(
     x, y, was_numpy = prepare_inputs(
         probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate=validate
     )
-    confidence, correct = top_label(to_probs(x, from_logits), y)
+    confidence, correct = top_label_pairs(x, y, from_logits)
     return restore_kind(smooth_ece_from_pairs(confidence, correct), was_numpy)  # type: ignore[arg-type]

@@ -42,8 +42,12 @@ from focalcal.metrics.functional import (
     classwise_update,
     label_log_prob,
     prepare_inputs,
+    prob_chunks,
+    row_chunks,
+    sum_over_chunks,
     to_probs,
     top_label,
+    top_label_pairs,
     top_label_update,
 )
 from focalcal.metrics.smooth import smooth_ece_from_pairs
@@ -128,10 +132,13 @@ class _TopLabelBinned(_PreparedInputs):
 
     def update(self, probs: Any, labels: Any) -> None:
         x, y = self._inputs(probs, labels)
-        confidence, correct = top_label(to_probs(x, self.from_logits), y)
-        self._accumulate_bins(
-            "", top_label_update(confidence, correct, self.n_bins, self.convention)
+        sums = sum_over_chunks(
+            x,
+            y,
+            self.from_logits,
+            lambda p, t: top_label_update(*top_label(p, t), self.n_bins, self.convention),
         )
+        self._accumulate_bins("", sums)
         self.total += y.numel()
 
     def compute(self) -> Tensor:
@@ -179,7 +186,12 @@ class ClasswiseECE(_PreparedInputs):
 
     def update(self, probs: Any, labels: Any) -> None:
         x, y = self._inputs(probs, labels)
-        sums = classwise_update(to_probs(x, self.from_logits), y, self.n_bins, self.convention)
+        sums = sum_over_chunks(
+            x,
+            y,
+            self.from_logits,
+            lambda p, t: classwise_update(p, t, self.n_bins, self.convention),
+        )
         self._accumulate_bins("", sums)
         self.total += y.numel()
         self.max_label = torch.maximum(self.max_label, y.max())
@@ -201,7 +213,7 @@ class _TopLabelPairs(_PreparedInputs):
 
     def update(self, probs: Any, labels: Any) -> None:
         x, y = self._inputs(probs, labels)
-        confidence, correct = top_label(to_probs(x, self.from_logits), y)
+        confidence, correct = top_label_pairs(x, y, self.from_logits)
         self.confidence.append(confidence.float())
         self.correct.append(correct.to(torch.uint8))
 
@@ -258,7 +270,7 @@ class Brier(_MeanOverSamples):
     """Streaming :func:`focalcal.metrics.brier`."""
 
     def _per_sample(self, x: Tensor, y: Tensor) -> Tensor:
-        return brier_per_sample(to_probs(x, self.from_logits), y)
+        return torch.cat([brier_per_sample(p, t) for p, t in prob_chunks(x, y, self.from_logits)])
 
 
 class Accuracy(_MeanOverSamples):
@@ -308,18 +320,30 @@ class CalibrationMetrics(_PreparedInputs):
 
     def update(self, probs: Any, labels: Any) -> None:
         x, y = self._inputs(probs, labels)
-        p = to_probs(x, self.from_logits)
-        confidence, correct = top_label(p, y)
-        self._accumulate_bins(
-            "top_", top_label_update(confidence, correct, self.n_bins, self.convention)
-        )
-        self._accumulate_bins("class_", classwise_update(p, y, self.n_bins, self.convention))
-        self.confidence.append(confidence.float())
-        self.correct.append(correct.to(torch.uint8))
-        self.nll_sum -= label_log_prob(x, y, self.from_logits).sum()
-        self.brier_sum += brier_per_sample(p, y).sum()
+        for rows in row_chunks(x):  # everything per cache-sized chunk: one softmax, one max
+            z, t = x[rows], y[rows]
+            p = to_probs(z, self.from_logits)
+            confidence, prediction = p.max(dim=1)
+            correct = prediction == t
+            top = top_label_update(confidence, correct, self.n_bins, self.convention)
+            self._accumulate_bins("top_", top)
+            self._accumulate_bins("class_", classwise_update(p, t, self.n_bins, self.convention))
+            self.confidence.append(confidence.float())
+            self.correct.append(correct.to(torch.uint8))
+            self.brier_sum += brier_per_sample(p, t).sum()
+            self.nll_sum -= self._label_log_prob(z, p, t, confidence, prediction).sum()
         self.total += y.numel()
         self.max_label = torch.maximum(self.max_label, y.max())
+
+    def _label_log_prob(
+        self, z: Tensor, p: Tensor, y: Tensor, confidence: Tensor, prediction: Tensor
+    ) -> Tensor:
+        """log p_y without a logsumexp pass: with k = argmax, lse = z_k - log p_k (p_k >= 1/C)."""
+        if not self.from_logits:
+            return label_log_prob(p, y, from_logits=False)
+        z_label = z.gather(1, y.unsqueeze(1)).squeeze(1).double()
+        z_top = z.gather(1, prediction.unsqueeze(1)).squeeze(1).double()
+        return z_label - z_top + confidence.double().log()
 
     def compute(self) -> dict[str, Tensor]:
         top = self._bin_state("top_")

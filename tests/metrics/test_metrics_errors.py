@@ -101,6 +101,8 @@ def test_bootstrap_arguments() -> None:
         metrics.bootstrap_ci("ece", PROBS, LABELS, level=1.5)
     with pytest.raises(ValueError, match="n_resamples: expected an integer >= 1, got 0"):
         metrics.bootstrap_ci("ece", PROBS, LABELS, n_resamples=0)
+    with pytest.raises(ValueError, match=r"method: expected one of \['percentile', 'basic'\]"):
+        metrics.bootstrap_ci("ece", PROBS, LABELS, method="bca")
     with pytest.raises(TypeError, match="metric: expected a metric name or a callable"):
         metrics.bootstrap_ci(3, PROBS, LABELS)
     with pytest.raises(

@@ -53,6 +53,7 @@ def test_seeded_and_percentile_interval() -> None:
     lo, hi = torch.quantile(a.samples, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
     assert (a.low, a.high) == pytest.approx((lo, hi))
     assert a.low <= a.estimate <= a.high and a.level == 0.95
+    assert a.bias == pytest.approx(float(a.samples.mean()) - a.estimate)
     basic = metrics.bootstrap_ci("ece", probs, labels, n_resamples=200, seed=1, method="basic")
     assert (basic.low, basic.high) == pytest.approx((2 * a.estimate - hi, 2 * a.estimate - lo))
 

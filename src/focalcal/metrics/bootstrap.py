@@ -57,6 +57,11 @@ class BootstrapResult(NamedTuple):
     level: float
     samples: Tensor
 
+    @property
+    def bias(self) -> float:
+        """Bootstrap estimate of the bias, ``mean(samples) - estimate``."""
+        return float(self.samples.mean()) - self.estimate
+
 
 class PairedBootstrapResult(NamedTuple):
     """``difference = metric(A) - metric(B)`` with its percentile interval, and ``p_value``, the

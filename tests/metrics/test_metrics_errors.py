@@ -103,6 +103,10 @@ def test_bootstrap_arguments() -> None:
         metrics.bootstrap_ci("ece", PROBS, LABELS, n_resamples=0)
     with pytest.raises(ValueError, match=r"method: expected one of \['percentile', 'basic'\]"):
         metrics.bootstrap_ci("ece", PROBS, LABELS, method="bca")
+    with pytest.raises(ValueError, match="n_bins: expected an integer >= 1, got 0"):
+        metrics.bootstrap_ci("adaece", PROBS, LABELS, n_bins=0)
+    with pytest.raises(ValueError, match="convention: expected one of"):
+        metrics.bootstrap_ci("classwise_ece", PROBS, LABELS, convention="x")
     with pytest.raises(TypeError, match="metric: expected a metric name or a callable"):
         metrics.bootstrap_ci(3, PROBS, LABELS)
     with pytest.raises(

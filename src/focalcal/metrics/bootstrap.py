@@ -79,6 +79,8 @@ class PairedBootstrapResult(NamedTuple):
 
 def _binned(norm: F.Norm) -> Callable[..., ResampledStatistic]:
     def factory(n_bins: int = 15, convention: str = "default") -> ResampledStatistic:
+        n_bins = F.check_binning(n_bins, convention)
+
         def statistic(p: Tensor, y: Tensor, w: Tensor) -> Tensor:
             confidence, correct = F.top_label(p, y)
             sums = F.top_label_update(confidence, correct, n_bins, convention, weight=w)
@@ -96,6 +98,8 @@ RESAMPLED.register("rmsce")(_binned("l2"))
 
 @RESAMPLED.register("classwise_ece")
 def _classwise(n_bins: int = 15, convention: str = "default") -> ResampledStatistic:
+    n_bins = F.check_binning(n_bins, convention)
+
     def statistic(p: Tensor, y: Tensor, w: Tensor) -> Tensor:
         sums = F.classwise_update(p, y, n_bins, convention, weight=w)
         per_class = F.binned_calibration_error(sums, w.sum(1, keepdim=True), "l1")  # (R, C)
@@ -118,6 +122,7 @@ def _resampled_max_label(y: Tensor, w: Tensor, num_classes: int) -> Tensor:
 
 @RESAMPLED.register("adaece")
 def _adaece(n_bins: int = 15, convention: str = "default") -> ResampledStatistic:
+    n_bins = F.check_binning(n_bins, convention)
     official = convention == "official"
 
     def statistic(p: Tensor, y: Tensor, w: Tensor) -> Tensor:

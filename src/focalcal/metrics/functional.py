@@ -64,6 +64,7 @@ __all__ = [
     "brier",
     "brier_per_sample",
     "calibration_bins",
+    "check_binning",
     "classwise_ece",
     "classwise_update",
     "ece",
@@ -196,8 +197,10 @@ def brier_per_sample(probs: Tensor, labels: Tensor) -> Tensor:
     return squared_norm - 2 * p_label + 1
 
 
-def _check_convention(convention: str) -> str:
-    return check_choice(convention, "convention", CONVENTIONS)
+def check_binning(n_bins: int, convention: str) -> int:
+    """Validated ``n_bins`` (an integer >= 1); ``convention`` must be a known one."""
+    check_choice(convention, "convention", CONVENTIONS)
+    return check_n_bins(n_bins)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,8 +309,7 @@ def _top_label_metric(
     ignore_index: int | None,
     validate: bool,
 ) -> Tensor:
-    n_bins = check_n_bins(n_bins)
-    _check_convention(convention)
+    n_bins = check_binning(n_bins, convention)
     x, y, was_numpy = prepare_inputs(
         probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate=validate
     )
@@ -447,8 +449,7 @@ def adaece(
         >>> adaece(p, torch.tensor([0, 1, 1, 1]), n_bins=2)  # bins {.6,.7,.8}, {.9}
         tensor(0.0500, dtype=torch.float64)
     """
-    n_bins = check_n_bins(n_bins)
-    _check_convention(convention)
+    n_bins = check_binning(n_bins, convention)
     x, y, was_numpy = prepare_inputs(
         probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate=validate
     )
@@ -484,8 +485,7 @@ def classwise_ece(
         >>> classwise_ece(p, torch.tensor([0, 1, 1]), n_bins=4)
         tensor(0.3000, dtype=torch.float64)
     """
-    n_bins = check_n_bins(n_bins)
-    _check_convention(convention)
+    n_bins = check_binning(n_bins, convention)
     x, y, was_numpy = prepare_inputs(
         probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate=validate
     )
@@ -628,8 +628,7 @@ def calibration_bins(
         >>> calibration_bins(p, torch.tensor([0, 1, 1]), n_bins=4).accuracy
         tensor([0., 0., 0., 1.], dtype=torch.float64)
     """
-    n_bins = check_n_bins(n_bins)
-    _check_convention(convention)
+    n_bins = check_binning(n_bins, convention)
     check_choice(strategy, "strategy", ("width", "mass"))
     x, y, _ = prepare_inputs(
         probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate=validate

@@ -32,13 +32,13 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from focalcal._validation import check_choice, check_n_bins
+from focalcal._validation import check_n_bins
 from focalcal.metrics.binning import BinSums
 from focalcal.metrics.functional import (
-    CONVENTIONS,
     adaece_from_pairs,
     binned_calibration_error,
     brier_per_sample,
+    check_binning,
     classwise_update,
     label_log_prob,
     prepare_inputs,
@@ -116,7 +116,7 @@ class _PreparedInputs(Metric):
 
 
 def _binned_args(n_bins: int, convention: str) -> tuple[int, str]:
-    return check_n_bins(n_bins), check_choice(convention, "convention", CONVENTIONS)
+    return check_binning(n_bins, convention), convention
 
 
 class _TopLabelBinned(_PreparedInputs):

@@ -241,3 +241,21 @@ def test_smooth_ece_is_bandwidth_fixed_point_and_small_when_calibrated() -> None
     assert sigma - 2**-10 < float(smooth_ece_at(f, y, sigma - 2**-10)) or sigma - 2**-10 < 1e-3
     miscalibrated = (torch.rand(20000, generator=g, dtype=torch.float64) < f**3).double()
     assert float(smooth_ece_from_pairs(f, miscalibrated)) > 0.1
+
+
+def test_bin_sums_weight_shapes() -> None:
+    from focalcal.metrics.binning import bin_sums
+
+    index = torch.tensor([[0, 1], [1, 1], [0, 0]])
+    conf = torch.tensor([[0.2, 0.6], [0.7, 0.9], [0.1, 0.3]])
+    hit = torch.tensor([[1, 0], [1, 1], [0, 0]])
+    per_item = torch.tensor([[1.0, 0.0], [2.0, 1.0], [0.0, 1.0]])
+    got = bin_sums(index, conf, hit, 2, weight=per_item)  # (K, B) with elementwise weights
+    assert got.count.tolist() == [[1.0, 2.0], [1.0, 1.0]]
+    assert got.conf_sum[1].tolist() == pytest.approx([0.3, 0.9])
+    per_row = bin_sums(index, conf, hit, 2, weight=torch.tensor([1.0, 0.0, 2.0]))
+    assert per_row.count.tolist() == [[3.0, 0.0], [2.0, 1.0]]
+    resampled = bin_sums(
+        index[:, 0], conf[:, 0], hit[:, 0], 2, weight=torch.tensor([[1.0, 1, 1], [0, 3, 0]])
+    )
+    assert resampled.count.tolist() == [[2.0, 1.0], [0.0, 3.0]]

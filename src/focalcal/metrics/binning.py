@@ -154,8 +154,9 @@ def bin_sums(
         confidence: same shape, the predicted probability of each item.
         correct: same shape, 1 where the event happened (top-label correct / label == class).
         n_bins: number of bins B.
-        weight: optional (N,) weight of each row (e.g. 0 for ignored items), or (R, N) for R
-            weightings at once (e.g. bootstrap resampling counts).
+        weight: optional (N,) weight of each row (e.g. 0 for ignored items), a weight per item
+            of the shape of ``confidence``, or (R, N) for R weightings of the rows at once (e.g.
+            bootstrap resampling counts); the shape of ``confidence`` takes precedence.
         dtype: accumulation dtype (float64 keeps streaming sums exact enough to sync).
 
     Returns:
@@ -185,10 +186,10 @@ def bin_sums(
         flat_index = (bin_index + offsets).reshape(-1)
         size, out_shape = k * n_bins, (k, n_bins)
     stacked = torch.stack([ones.reshape(-1), conf.reshape(-1), acc.reshape(-1)])  # (3, M)
-    if weight is None or weight.ndim == 1:
+    if weight is None or weight.ndim == 1 or weight.shape == confidence.shape:
         if weight is not None:
             w = weight.to(dtype)
-            w = w.unsqueeze(-1).expand_as(conf) if conf.ndim == 2 else w
+            w = w.unsqueeze(-1).expand_as(conf) if w.ndim < conf.ndim else w
             stacked = stacked * w.reshape(1, -1)
         sums = torch.zeros(3, size, dtype=dtype, device=device)
         sums.index_add_(1, flat_index.reshape(-1), stacked)

@@ -73,6 +73,17 @@ def test_metric_matches_official_code(cases, key, fn, kwargs) -> None:
     assert checked >= 1
 
 
+def test_average_calibration_error_over_nonempty_bins_matches_official(cases) -> None:
+    from focalcal.metrics.functional import binned_calibration_error, top_label, top_label_update
+
+    for name, case in cases.items():
+        logits, labels = _inputs(case)
+        confidence, correct = top_label(logits.softmax(1), labels)
+        sums = top_label_update(confidence, correct, 10)  # default binning = the list helpers'
+        got = float(binned_calibration_error(sums, labels.numel(), "mean"))
+        np.testing.assert_allclose(got, case["fc_ace_binned10"], rtol=RTOL, err_msg=name)
+
+
 def test_per_bin_statistics_match_official(cases) -> None:
     for name, case in cases.items():
         logits, labels = _inputs(case)

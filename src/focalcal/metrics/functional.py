@@ -85,7 +85,7 @@ __all__ = [
 
 Convention = Literal["default", "official"]
 CONVENTIONS: tuple[str, ...] = ("default", "official")
-Norm = Literal["l1", "l2", "max"]
+Norm = Literal["l1", "l2", "max", "mean"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,9 +262,10 @@ def binned_calibration_error(sums: BinSums, n_total: Tensor | float, norm: Norm 
     .. math::
         \mathrm{l1} = \sum_b \tfrac{n_b}{N}\,|\mathrm{acc}_b - \mathrm{conf}_b|,\quad
         \mathrm{l2} = \Big(\sum_b \tfrac{n_b}{N}(\mathrm{acc}_b - \mathrm{conf}_b)^2\Big)^{1/2},\quad
-        \mathrm{max} = \max_b |\mathrm{acc}_b - \mathrm{conf}_b|
+        \mathrm{max} = \max_b |\mathrm{acc}_b - \mathrm{conf}_b|,\quad
+        \mathrm{mean} = \frac{1}{\#\{b : n_b > 0\}}\sum_{b : n_b > 0} |\mathrm{acc}_b - \mathrm{conf}_b|
 
-    with empty bins contributing 0.
+    with empty bins contributing 0 (``"mean"`` is the papers' "ACE", average over non-empty bins).
     """
     diff = sums.conf_sum - sums.acc_sum
     if norm == "l1":
@@ -273,7 +274,10 @@ def binned_calibration_error(sums: BinSums, n_total: Tensor | float, norm: Norm 
     nonempty = sums.count > 0
     if norm == "l2":
         return (torch.where(nonempty, diff.square() / safe, 0).sum(-1) / n_total).sqrt()
-    return torch.where(nonempty, diff.abs() / safe, 0).amax(-1)
+    gaps = torch.where(nonempty, diff.abs() / safe, 0)
+    if norm == "mean":
+        return gaps.sum(-1) / nonempty.sum(-1).clamp(min=1)
+    return gaps.amax(-1)
 
 
 def adaece_from_pairs(

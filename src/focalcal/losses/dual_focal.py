@@ -87,7 +87,7 @@ def dual_focal_loss(
 class DualFocalLoss(GammaLoss):
     r"""Dual focal loss module, :math:`-(1 - p_y + p_j)^{\gamma}\log p_y`; see :func:`dual_focal_loss`.
 
-    ``DualFocalLoss("flsd53")`` is DFL-SD (γ from the margin :math:`p_y - p_j`).
+    Default γ = 5; ``DualFocalLoss("flsd53")`` is DFL-SD (γ from the margin :math:`p_y - p_j`).
 
     Shape:
         - logits: (N, C) or (N, C, d1, ...); target: (N) or (N, d1, ...).
@@ -100,18 +100,7 @@ class DualFocalLoss(GammaLoss):
         >>> criterion(logits, torch.randint(0, 10, (8,))).backward()
     """
 
-    def __init__(
-        self,
-        gamma: float | str | GammaPolicy = 5.0,
-        *,
-        weight: Tensor | None = None,
-        ignore_index: int = -100,
-        reduction: str = "mean",
-        validate: bool = True,
-    ) -> None:
-        super().__init__(
-            gamma, weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
-        )
+    default_gamma = 5.0
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return dual_focal_loss(logits, target, self.gamma, **self._common())

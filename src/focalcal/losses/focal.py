@@ -9,8 +9,6 @@ References:
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor
 
 from focalcal.losses._kernel import focal_family_loss
@@ -140,11 +138,26 @@ def inverse_focal_loss(
 
 
 class GammaLoss(WeightedLoss):
-    """Base of the γ-based loss modules: holds the γ policy and forwards ``set_epoch``."""
+    """Base of the γ-based loss modules: holds the γ policy and forwards ``set_epoch``.
 
-    def __init__(self, gamma: float | str | GammaPolicy, **common: Any) -> None:
-        super().__init__(**common)
-        self.gamma = get_gamma_policy(gamma)
+    ``gamma=None`` means the subclass's ``default_gamma``.
+    """
+
+    default_gamma: float = 3.0
+
+    def __init__(
+        self,
+        gamma: float | str | GammaPolicy | None = None,
+        *,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        validate: bool = True,
+    ) -> None:
+        super().__init__(
+            weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
+        )
+        self.gamma = get_gamma_policy(self.default_gamma if gamma is None else gamma)
 
     def set_epoch(self, epoch: int) -> None:
         """Advance an epoch-scheduled γ (FLSc-531); a no-op for other policies."""
@@ -157,8 +170,9 @@ class GammaLoss(WeightedLoss):
 class FocalLoss(GammaLoss):
     r"""Focal loss module, :math:`-(1 - p_y)^{\gamma}\log p_y`; see :func:`focal_loss`.
 
-    ``FocalLoss("flsd53")`` is FLSD-53, ``FocalLoss("flsc531")`` the scheduled FLSc-531 (call
-    ``set_epoch`` each epoch).
+    ``FocalLoss(3.0)`` (the default γ) is FL-3, ``FocalLoss("flsd53")`` is FLSD-53,
+    ``FocalLoss("flsc531")`` the scheduled FLSc-531 (call ``set_epoch`` each epoch). Arguments:
+    ``gamma`` and keyword-only ``weight``, ``ignore_index``, ``reduction``, ``validate``.
 
     Shape:
         - logits: (N, C) or (N, C, d1, ...); target: (N) or (N, d1, ...).
@@ -171,18 +185,7 @@ class FocalLoss(GammaLoss):
         >>> criterion(logits, torch.randint(0, 10, (8,))).backward()
     """
 
-    def __init__(
-        self,
-        gamma: float | str | GammaPolicy = 3.0,
-        *,
-        weight: Tensor | None = None,
-        ignore_index: int = -100,
-        reduction: str = "mean",
-        validate: bool = True,
-    ) -> None:
-        super().__init__(
-            gamma, weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
-        )
+    default_gamma = 3.0
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return focal_loss(logits, target, self.gamma, **self._common())
@@ -191,6 +194,8 @@ class FocalLoss(GammaLoss):
 class InverseFocalLoss(GammaLoss):
     r"""Inverse focal loss module, :math:`-(1 + p_y)^{\gamma}\log p_y`; see :func:`inverse_focal_loss`.
 
+    Default γ = 2.
+
     Example:
         >>> import torch
         >>> criterion = InverseFocalLoss(gamma=2.0)
@@ -198,18 +203,7 @@ class InverseFocalLoss(GammaLoss):
         >>> criterion(logits, torch.tensor([0, 1, 2, 0])).backward()
     """
 
-    def __init__(
-        self,
-        gamma: float | str | GammaPolicy = 2.0,
-        *,
-        weight: Tensor | None = None,
-        ignore_index: int = -100,
-        reduction: str = "mean",
-        validate: bool = True,
-    ) -> None:
-        super().__init__(
-            gamma, weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
-        )
+    default_gamma = 2.0
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return inverse_focal_loss(logits, target, self.gamma, **self._common())

@@ -30,6 +30,7 @@ import operator
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -84,6 +85,7 @@ __all__ = [
 ]
 
 Convention = Literal["default", "official"]
+MetricValue = Tensor | np.ndarray  # float64 0-d tensor, or 0-d array for numpy inputs
 CONVENTIONS: tuple[str, ...] = ("default", "official")
 Norm = Literal["l1", "l2", "max", "mean"]
 
@@ -312,7 +314,7 @@ def _top_label_metric(
     convention: str,
     ignore_index: int | None,
     validate: bool,
-) -> Tensor:
+) -> MetricValue:
     n_bins = check_binning(n_bins, convention)
     x, y, was_numpy = prepare_inputs(
         probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate=validate
@@ -337,7 +339,7 @@ def ece(
     convention: Convention = "default",
     ignore_index: int | None = None,
     validate: bool = True,
-) -> Tensor:
+) -> MetricValue:
     r"""Expected Calibration Error of the top label with ``n_bins`` equal-width bins.
 
     .. math::
@@ -379,7 +381,7 @@ def mce(
     convention: Convention = "default",
     ignore_index: int | None = None,
     validate: bool = True,
-) -> Tensor:
+) -> MetricValue:
     r"""Maximum Calibration Error: the largest bin gap, empty bins counting 0.
 
     .. math:: \mathrm{MCE} = \max_b \big|\mathrm{acc}(B_b) - \mathrm{conf}(B_b)\big|
@@ -406,7 +408,7 @@ def rmsce(
     convention: Convention = "default",
     ignore_index: int | None = None,
     validate: bool = True,
-) -> Tensor:
+) -> MetricValue:
     r"""Root-mean-square (L2) calibration error over equal-width bins.
 
     .. math::
@@ -434,7 +436,7 @@ def adaece(
     convention: Convention = "default",
     ignore_index: int | None = None,
     validate: bool = True,
-) -> Tensor:
+) -> MetricValue:
     r"""Adaptive ECE: the ECE formula over ``n_bins`` equal-mass bins of the top-label confidence.
 
     Edges interpolate the sorted confidences :math:`s` at fractional ranks
@@ -471,7 +473,7 @@ def classwise_ece(
     convention: Convention = "default",
     ignore_index: int | None = None,
     validate: bool = True,
-) -> Tensor:
+) -> MetricValue:
     r"""Classwise ECE: the ECE of every class-probability column, averaged over classes.
 
     .. math::
@@ -509,7 +511,7 @@ def nll(
     from_logits: bool = False,
     ignore_index: int | None = None,
     validate: bool = True,
-) -> Tensor:
+) -> MetricValue:
     r"""Mean negative log-likelihood of the labels, :math:`-\frac1N\sum_i \log p_{i,y_i}`.
 
     From logits it uses ``log_softmax`` (= ``nn.CrossEntropyLoss()``); from probabilities a zero
@@ -533,7 +535,7 @@ def brier(
     from_logits: bool = False,
     ignore_index: int | None = None,
     validate: bool = True,
-) -> Tensor:
+) -> MetricValue:
     r"""Multiclass Brier score, summed over classes and averaged over samples.
 
     .. math:: \mathrm{BS} = \frac1N\sum_i\sum_c (p_{ic} - \mathbb 1[c = y_i])^2 \in [0, 2]
@@ -558,7 +560,7 @@ def accuracy(
     from_logits: bool = False,
     ignore_index: int | None = None,
     validate: bool = True,
-) -> Tensor:
+) -> MetricValue:
     r"""Top-1 accuracy :math:`\frac1N\sum_i \mathbb 1[\arg\max_c p_{ic} = y_i]`.
 
     Example:
@@ -579,7 +581,7 @@ def error(
     from_logits: bool = False,
     ignore_index: int | None = None,
     validate: bool = True,
-) -> Tensor:
+) -> MetricValue:
     r"""Top-1 error, :math:`1 - \mathrm{accuracy}`.
 
     Example:

@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -136,7 +137,7 @@ def smooth_ece(
     from_logits: bool = False,
     ignore_index: int | None = None,
     validate: bool = True,
-) -> Tensor:
+) -> Tensor | np.ndarray:
     r"""Top-label smooth ECE with the automatic bandwidth (Błasiok & Nakkiran 2023).
 
     .. math::

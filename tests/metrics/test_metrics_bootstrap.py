@@ -60,16 +60,16 @@ def test_seeded_and_percentile_interval() -> None:
 
 def test_interval_covers_the_population_accuracy() -> None:
     # accuracy of a fixed classifier on Bernoulli(0.7) outcomes: the 90% interval should cover
-    # 0.7 in most of 40 independent test sets (binomial: expect ~36; require >= 30)
+    # 0.7 in most of 30 independent test sets (binomial: expect 27, sd 1.6; require >= 22)
     covered = 0
-    for seed in range(40):
+    for seed in range(30):
         g = torch.Generator().manual_seed(seed)
         correct = torch.rand(400, generator=g) < 0.7
         probs = torch.tensor([[0.9, 0.1]]).expand(400, 2)
         labels = (~correct).long()
-        r = metrics.bootstrap_ci("accuracy", probs, labels, n_resamples=300, level=0.9, seed=seed)
+        r = metrics.bootstrap_ci("accuracy", probs, labels, n_resamples=200, level=0.9, seed=seed)
         covered += r.low <= 0.7 <= r.high
-    assert covered >= 30
+    assert covered >= 22
 
 
 def test_paired_bootstrap_uses_same_resamples_and_orients_p_value() -> None:

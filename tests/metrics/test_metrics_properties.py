@@ -22,7 +22,7 @@ def _case(n: int, c: int, seed: int, scale: float = 2.0) -> tuple[torch.Tensor, 
     return torch.randn(n, c, generator=g) * scale, torch.randint(0, c, (n,), generator=g)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     n=st.integers(1, 60),
     c=st.integers(1, 6),

@@ -86,3 +86,11 @@ def test_paired_bootstrap_uses_same_resamples_and_orients_p_value() -> None:
     # accuracy: higher is better; identical argmax -> no difference -> p = 1
     same = metrics.paired_bootstrap("accuracy", probs, sharp, labels, n_resamples=50)
     assert same.difference == 0.0 and same.p_value == 1.0
+
+
+def test_nll_bootstrap_from_saturated_logits_stays_finite() -> None:
+    logits = torch.tensor([[0.0, 200.0], [3.0, 0.0], [0.0, 1.0]])  # p_label underflows in row 0
+    labels = torch.tensor([0, 0, 1])
+    r = metrics.bootstrap_ci("nll", logits, labels, n_resamples=50, from_logits=True)
+    assert r.estimate == pytest.approx(float(metrics.nll(logits, labels, from_logits=True)))
+    assert torch.isfinite(r.samples).all() and r.estimate > 60

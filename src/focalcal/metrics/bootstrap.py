@@ -39,8 +39,18 @@ from focalcal.metrics.binning import (
 
 __all__ = ["BootstrapResult", "PairedBootstrapResult", "bootstrap_ci", "paired_bootstrap"]
 
-# A resampled statistic: (probs (N, C), labels (N,), weights (R, N)) -> (R,) metric values.
-ResampledStatistic = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+class Sample(NamedTuple):
+    """Prepared test set: probabilities (N, C), labels (N,) and float64 ``log p_label`` (N,)
+    (from the logits when given, so a saturated softmax does not turn NLL into inf)."""
+
+    probs: Tensor
+    labels: Tensor
+    label_log_prob: Tensor
+
+
+# A resampled statistic: (sample, weights (R, N)) -> (R,) metric values, one per weighting.
+ResampledStatistic = Callable[[Sample, Tensor], Tensor]
 
 RESAMPLED: Registry[ResampledStatistic] = Registry("bootstrap metric")
 HIGHER_IS_BETTER = {"accuracy"}
@@ -81,8 +91,8 @@ def _binned(norm: F.Norm) -> Callable[..., ResampledStatistic]:
     def factory(n_bins: int = 15, convention: str = "default") -> ResampledStatistic:
         n_bins = F.check_binning(n_bins, convention)
 
-        def statistic(p: Tensor, y: Tensor, w: Tensor) -> Tensor:
-            confidence, correct = F.top_label(p, y)
+        def statistic(s: Sample, w: Tensor) -> Tensor:
+            confidence, correct = F.top_label(s.probs, s.labels)
             sums = F.top_label_update(confidence, correct, n_bins, convention, weight=w)
             return F.binned_calibration_error(sums, w.sum(1), norm)
 
@@ -100,7 +110,8 @@ RESAMPLED.register("rmsce")(_binned("l2"))
 def _classwise(n_bins: int = 15, convention: str = "default") -> ResampledStatistic:
     n_bins = F.check_binning(n_bins, convention)
 
-    def statistic(p: Tensor, y: Tensor, w: Tensor) -> Tensor:
+    def statistic(s: Sample, w: Tensor) -> Tensor:
+        p, y = s.probs, s.labels
         sums = F.classwise_update(p, y, n_bins, convention, weight=w)
         per_class = F.binned_calibration_error(sums, w.sum(1, keepdim=True), "l1")  # (R, C)
         if convention == "official":  # classes 0..max(label) of each resample
@@ -125,8 +136,9 @@ def _adaece(n_bins: int = 15, convention: str = "default") -> ResampledStatistic
     n_bins = F.check_binning(n_bins, convention)
     official = convention == "official"
 
-    def statistic(p: Tensor, y: Tensor, w: Tensor) -> Tensor:
-        confidence, correct = F.top_label(p, y)
+    def statistic(s: Sample, w: Tensor) -> Tensor:
+        p = s.probs
+        confidence, correct = F.top_label(p, s.labels)
         edges = equal_mass_edges(confidence, n_bins, counts=w)  # (R, B + 1)
         r = w.shape[0]
         inner = edges_in_dtype(edges[:, 1:-1], confidence.dtype, exact=not official)
@@ -149,22 +161,22 @@ def _adaece(n_bins: int = 15, convention: str = "default") -> ResampledStatistic
     return statistic
 
 
-def _per_sample_mean(per_sample: Callable[[Tensor, Tensor], Tensor]) -> ResampledStatistic:
-    def statistic(p: Tensor, y: Tensor, w: Tensor) -> Tensor:
-        return (w @ per_sample(p, y)) / w.sum(1)
+def _per_sample_mean(per_sample: Callable[[Sample], Tensor]) -> ResampledStatistic:
+    def statistic(s: Sample, w: Tensor) -> Tensor:
+        return (w @ per_sample(s)) / w.sum(1)
 
     return statistic
 
 
-RESAMPLED.register("nll")(
-    lambda: _per_sample_mean(lambda p, y: -F.label_log_prob(p, y, from_logits=False))
+RESAMPLED.register("nll")(lambda: _per_sample_mean(lambda s: -s.label_log_prob))
+RESAMPLED.register("brier")(
+    lambda: _per_sample_mean(lambda s: F.brier_per_sample(s.probs, s.labels))
 )
-RESAMPLED.register("brier")(lambda: _per_sample_mean(F.brier_per_sample))
 RESAMPLED.register("accuracy")(
-    lambda: _per_sample_mean(lambda p, y: (p.argmax(1) == y).to(torch.float64))
+    lambda: _per_sample_mean(lambda s: (s.probs.argmax(1) == s.labels).to(torch.float64))
 )
 RESAMPLED.register("error")(
-    lambda: _per_sample_mean(lambda p, y: (p.argmax(1) != y).to(torch.float64))
+    lambda: _per_sample_mean(lambda s: (s.probs.argmax(1) != s.labels).to(torch.float64))
 )
 
 
@@ -192,36 +204,35 @@ def _counts(indices: Tensor, n: int) -> Tensor:
 
 def _resampled_values(
     metric: str | Callable[..., Any],
-    probs_list: list[Tensor],
-    labels: Tensor,
+    samples_in: list[Sample],
     indices: Tensor,
     metric_kwargs: dict[str, Any],
 ) -> tuple[list[float], list[Tensor]]:
-    """Full-data estimates and (R,) resampled values of ``metric`` for each probs tensor."""
-    n = labels.numel()
+    """Full-data estimates and (R,) resampled values of ``metric`` for each prepared sample."""
+    n = samples_in[0].labels.numel()
     name = _metric_name(metric)
     if name is not None:
         statistic = RESAMPLED.get(name, **metric_kwargs)
-        ones = torch.ones(1, n, dtype=torch.float64, device=labels.device)
+        ones = torch.ones(1, n, dtype=torch.float64, device=indices.device)
         block = max(1, _BLOCK_ELEMENTS // n)
         estimates, samples = [], []
-        for p in probs_list:
-            estimates.append(float(statistic(p, labels, ones)[0]))
+        for sample in samples_in:
+            estimates.append(float(statistic(sample, ones)[0]))
             parts = [
-                statistic(p, labels, _counts(indices[i : i + block], n))
+                statistic(sample, _counts(indices[i : i + block], n))
                 for i in range(0, indices.shape[0], block)
             ]
             samples.append(torch.cat(parts).cpu())
         return estimates, samples
     if not callable(metric):
         raise TypeError(f"metric: expected a metric name or a callable, got {metric!r}")
-    estimates = [float(metric(p, labels, **metric_kwargs)) for p in probs_list]
+    estimates = [float(metric(s.probs, s.labels, **metric_kwargs)) for s in samples_in]
     samples = [
         torch.tensor(
-            [float(metric(p[idx], labels[idx], **metric_kwargs)) for idx in indices],
+            [float(metric(s.probs[idx], s.labels[idx], **metric_kwargs)) for idx in indices],
             dtype=torch.float64,
         )
-        for p in probs_list
+        for s in samples_in
     ]
     return estimates, samples
 
@@ -246,11 +257,11 @@ def _interval(samples: Tensor, level: float, estimate: float, method: str) -> tu
 
 def _prepare(
     probs: Any, labels: Any, from_logits: bool, ignore_index: int | None, validate: bool
-) -> tuple[Tensor, Tensor]:
+) -> Sample:
     x, y, _ = F.prepare_inputs(
         probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate=validate
     )
-    return F.to_probs(x, from_logits), y
+    return Sample(F.to_probs(x, from_logits), y, F.label_log_prob(x, y, from_logits))
 
 
 def bootstrap_ci(
@@ -273,7 +284,8 @@ def bootstrap_ci(
         metric: a name (``"ece"``, ``"adaece"``, ``"classwise_ece"``, ``"mce"``, ``"rmsce"``,
             ``"nll"``, ``"brier"``, ``"accuracy"``, ``"error"``), one of the focalcal functions
             (e.g. ``focalcal.metrics.ece``; both take the vectorised path), or any callable
-            ``metric(probs, labels, **metric_kwargs) -> float`` (evaluated per resample).
+            ``metric(probs, labels, **metric_kwargs) -> float`` (evaluated per resample; it
+            receives probabilities, also when ``from_logits=True``).
         probs: (N, C) probabilities, or logits with ``from_logits=True`` (dense inputs flattened).
         labels: (N,) integer labels.
         n_resamples: number of bootstrap resamples R.
@@ -298,9 +310,9 @@ def bootstrap_ci(
     resamples = check_n_bins(n_resamples, "n_resamples")
     level = _check_level(level)
     check_choice(method, "method", INTERVAL_METHODS)
-    p, y = _prepare(probs, labels, from_logits, ignore_index, validate)
-    indices = _resample_indices(y.numel(), resamples, seed, y.device)
-    (estimate,), (samples,) = _resampled_values(metric, [p], y, indices, metric_kwargs)
+    sample = _prepare(probs, labels, from_logits, ignore_index, validate)
+    indices = _resample_indices(sample.labels.numel(), resamples, seed, sample.labels.device)
+    (estimate,), (samples,) = _resampled_values(metric, [sample], indices, metric_kwargs)
     low, high = _interval(samples, level, estimate, method)
     return BootstrapResult(estimate, low, high, level, samples)
 
@@ -341,19 +353,20 @@ def paired_bootstrap(
     """
     resamples = check_n_bins(n_resamples, "n_resamples")
     level = _check_level(level)
-    p_a, y = _prepare(probs_a, labels, from_logits, ignore_index, validate)
-    p_b, _ = _prepare(probs_b, labels, from_logits, ignore_index, validate)
-    if p_a.shape != p_b.shape:
+    a = _prepare(probs_a, labels, from_logits, ignore_index, validate)
+    b = _prepare(probs_b, labels, from_logits, ignore_index, validate)
+    if a.probs.shape != b.probs.shape:
         raise ValueError(
-            f"probs_b: expected the shape of probs_a {tuple(p_a.shape)}, got {tuple(p_b.shape)}"
+            f"probs_b: expected the shape of probs_a {tuple(a.probs.shape)}, "
+            f"got {tuple(b.probs.shape)}"
         )
     name = _metric_name(metric)
     if higher_is_better is None:
         higher_is_better = name in HIGHER_IS_BETTER
     check_choice(higher_is_better, "higher_is_better", (True, False))
     check_choice(method, "method", INTERVAL_METHODS)
-    indices = _resample_indices(y.numel(), resamples, seed, y.device)
-    (est_a, est_b), (s_a, s_b) = _resampled_values(metric, [p_a, p_b], y, indices, metric_kwargs)
+    indices = _resample_indices(a.labels.numel(), resamples, seed, a.labels.device)
+    (est_a, est_b), (s_a, s_b) = _resampled_values(metric, [a, b], indices, metric_kwargs)
     deltas = s_a - s_b
     not_better = (deltas <= 0) if higher_is_better else (deltas >= 0)
     p_value = (1 + int(not_better.sum())) / (1 + resamples)

@@ -2,14 +2,14 @@ r"""Out-of-distribution detection: scores from logits and detection metrics.
 
 Scores (N,) from logits (N, C):
 
-==================== ===================================================== ==================
-score                formula                                               large means
-==================== ===================================================== ==================
-``entropy_score``    :math:`-\sum_c p_c \log p_c`                          OOD
-``energy_score``     :math:`-T \log\sum_c e^{z_c / T}` (Liu et al. 2020)   OOD
-``max_softmax_score`` :math:`\max_c p_c` (Hendrycks & Gimpel 2017)         in-distribution
-``max_logit_score``  :math:`\max_c z_c` (Hendrycks et al. 2022)            in-distribution
-==================== ===================================================== ==================
+====================== ===================================================== ================
+score                  formula                                               large means
+====================== ===================================================== ================
+``entropy_score``      :math:`-\sum_c p_c \log p_c`                          OOD
+``energy_score``       :math:`-T \log\sum_c e^{z_c / T}` (Liu et al. 2020)   OOD
+``max_softmax_score``  :math:`\max_c p_c` (Hendrycks & Gimpel 2017)           in-distribution
+``max_logit_score``    :math:`\max_c z_c` (Hendrycks et al. 2022)             in-distribution
+====================== ===================================================== ================
 
 Detection metrics treat **OOD as the positive class** (as the focal-loss papers do with the
 entropy score). For scores where large means in-distribution pass ``ood_higher=False``.

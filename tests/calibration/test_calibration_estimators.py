@@ -82,6 +82,8 @@ def test_same_kind_and_dtype_out_rows_sum_to_one(name, dtype):
     assert bool(torch.isfinite(logits).all())
     torch.testing.assert_close(torch.softmax(logits, 1), probs)
 
+    if dtype == torch.float64:
+        return  # numpy in / numpy out is checked once, in float32
     np_cal = get_calibrator(name).fit(z.numpy(), y.numpy().astype(np.int32))
     np_probs = np_cal.predict_proba(z.numpy())
     assert isinstance(np_probs, np.ndarray) and np_probs.dtype == z.numpy().dtype

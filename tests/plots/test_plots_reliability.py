@@ -68,6 +68,7 @@ def test_renders_a_non_trivial_png_with_several_models(tmp_path):
         title="two models",
     )
     assert path == tmp_path / "diagram.png"
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
     image = np.asarray(Image.open(path).convert("RGB")).astype(float)
     assert image.shape[0] > 300 and image.shape[1] > 300
     assert image.std() > 20  # not a blank canvas

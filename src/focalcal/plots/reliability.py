@@ -223,6 +223,8 @@ def save_reliability_diagram(
     try:
         with os.fdopen(fd, "wb") as handle:
             fig.savefig(handle, format=fmt)
+        # mkstemp makes the file 0600: keep the mode of the file replaced, else rw-r--r--
+        os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o644)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

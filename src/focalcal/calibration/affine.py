@@ -74,9 +74,15 @@ class _AffineScaling(Calibrator):
 
     max_iter: int
     tol: float
+    reg_intercept: float
+
+    def _initial_weight(self, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The identity map's weight (the uncalibrated model)."""
+        raise NotImplementedError
 
     def _init_params(self, k: int, dtype: torch.dtype, device: torch.device) -> list[Tensor]:
-        raise NotImplementedError
+        weight = self._initial_weight(k, dtype, device)
+        return [weight, torch.zeros(k, dtype=dtype, device=device)]
 
     def _apply(self, z: Tensor, params: list[Tensor]) -> Tensor:
         raise NotImplementedError
@@ -87,6 +93,7 @@ class _AffineScaling(Calibrator):
     def _check_params(self) -> None:
         check_int(self.max_iter, "max_iter", min_value=1)
         check_positive(self.tol, "tol")
+        check_positive(self.reg_intercept, "reg_intercept", allow_zero=True)
 
     def _fit(self, z: Tensor, y: Tensor) -> None:
         self._check_params()
@@ -106,6 +113,16 @@ class _AffineScaling(Calibrator):
     def _transform(self, z: Tensor) -> Tensor:
         params = [p.to(device=z.device, dtype=z.dtype) for p in self._params]
         return self._apply(_centre(z), params)
+
+    @property
+    def coef_(self) -> Tensor:
+        """The fitted weight: ``w`` (C,) for vector, ``W`` (C, C) for matrix scaling (float64)."""
+        return self._params[0]
+
+    @property
+    def intercept_(self) -> Tensor:
+        """The fitted intercept ``b`` (C,)."""
+        return self._params[1]
 
 
 class VectorScaling(_AffineScaling):
@@ -138,15 +155,8 @@ class VectorScaling(_AffineScaling):
         self.max_iter = max_iter
         self.tol = tol
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_positive(self.reg_intercept, "reg_intercept", allow_zero=True)
-
-    def _init_params(self, k: int, dtype: torch.dtype, device: torch.device) -> list[Tensor]:
-        return [
-            torch.ones(k, dtype=dtype, device=device),
-            torch.zeros(k, dtype=dtype, device=device),
-        ]
+    def _initial_weight(self, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        return torch.ones(k, dtype=dtype, device=device)
 
     def _apply(self, z: Tensor, params: list[Tensor]) -> Tensor:
         scale, shift = params
@@ -154,16 +164,6 @@ class VectorScaling(_AffineScaling):
 
     def _penalty(self, params: list[Tensor]) -> Tensor:
         return self.reg_intercept * params[1].square().mean()
-
-    @property
-    def coef_(self) -> Tensor:
-        """Per-class scale ``w`` (C,), float64 on the fitting device."""
-        return self._params[0]
-
-    @property
-    def intercept_(self) -> Tensor:
-        """Per-class shift ``b`` (C,)."""
-        return self._params[1]
 
 
 class MatrixScaling(_AffineScaling):
@@ -212,13 +212,9 @@ class MatrixScaling(_AffineScaling):
     def _check_params(self) -> None:
         super()._check_params()
         check_positive(self.reg_off_diagonal, "reg_off_diagonal", allow_zero=True)
-        check_positive(self.reg_intercept, "reg_intercept", allow_zero=True)
 
-    def _init_params(self, k: int, dtype: torch.dtype, device: torch.device) -> list[Tensor]:
-        return [
-            torch.eye(k, dtype=dtype, device=device),
-            torch.zeros(k, dtype=dtype, device=device),
-        ]
+    def _initial_weight(self, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        return torch.eye(k, dtype=dtype, device=device)
 
     def _apply(self, z: Tensor, params: list[Tensor]) -> Tensor:
         weight, bias = params
@@ -230,13 +226,3 @@ class MatrixScaling(_AffineScaling):
         off_diagonal = weight.square().sum() - weight.diagonal().square().sum()
         off = self.reg_off_diagonal * off_diagonal / max(k * (k - 1), 1)
         return off + self.reg_intercept * bias.square().mean()
-
-    @property
-    def coef_(self) -> Tensor:
-        """The matrix ``W`` (C, C), float64 on the fitting device."""
-        return self._params[0]
-
-    @property
-    def intercept_(self) -> Tensor:
-        """The intercept ``b`` (C,)."""
-        return self._params[1]

@@ -114,14 +114,15 @@ def test_evaluation_matches_independent_computations(two_runs):
                 continue
             lo, hi = entry["ci95"]
             assert lo <= hi, key
-    # OOD = the ten unseen newsgroups; AUROC (OOD positive) against scikit-learn.
+    # OOD = the ten unseen newsgroups; AUROC (OOD positive) against scikit-learn on float64
+    # scores (focalcal scores the float32 logits: a few near-tied pairs may order differently).
     scores = result["ood"]["news_other"]
     y_ood = np.r_[np.zeros(len(test)), np.ones(len(ood))]
     for stage, temp in (("pre", 1.0), ("post", t)):
         ent = np.r_[_entropy(test, temp), _entropy(ood, temp)]
-        assert scores[stage]["auroc_entropy"] == pytest.approx(roc_auc_score(y_ood, ent), abs=1e-9)
+        assert scores[stage]["auroc_entropy"] == pytest.approx(roc_auc_score(y_ood, ent), abs=2e-4)
         msp = np.r_[_softmax(test / temp).max(1), _softmax(ood / temp).max(1)]
-        assert scores[stage]["auroc_msp"] == pytest.approx(roc_auc_score(y_ood, -msp), abs=1e-9)
+        assert scores[stage]["auroc_msp"] == pytest.approx(roc_auc_score(y_ood, -msp), abs=2e-4)
     report = (run / "report.md").read_text()
     for label in ROWS:
         assert f"| {label} |" in report and f"{label} pre / post (T)" in report

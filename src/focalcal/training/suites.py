@@ -375,7 +375,7 @@ SUITES.register("cpu-vision", "vision")(
         datasets=(
             DatasetSpec(
                 key="cifar10-jpeg",
-                title="CIFAR-10 (JPEG q75 copy), ResNet-8, 20 epochs",
+                title="CIFAR-10 (JPEG q75 copy), ResNet-8",
                 dataset="imagefolder",
                 model="resnet8",
                 roots=("{data}/cifar10-jpeg",),
@@ -386,7 +386,7 @@ SUITES.register("cpu-vision", "vision")(
             ),
             DatasetSpec(
                 key="fashion-mnist",
-                title="Fashion-MNIST, small CNN, 15 epochs",
+                title="Fashion-MNIST, small CNN",
                 dataset="fashion_mnist",
                 model="small_cnn",
                 roots=("/usr/share/datasets/fashion-mnist", "{data}/fashion-mnist"),

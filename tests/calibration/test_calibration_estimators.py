@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -64,6 +66,34 @@ def test_clone_keeps_hyper_parameters_and_drops_fitted_state():
     fresh = base.clone(ms)
     assert fresh.reg_off_diagonal == 3.0 and fresh.reg_intercept == 0.1
     assert not hasattr(fresh, "n_classes_")
+
+
+def test_clone_copies_list_hyper_parameters():
+    base = pytest.importorskip("sklearn.base")
+    ts = TemperatureScaling("ece", "grid", grid=[0.5, 1.0, 2.0], bounds=(0.1, 10.0))
+    fresh = base.clone(ts)
+    assert fresh.grid == [0.5, 1.0, 2.0] and fresh.grid is not ts.grid
+    assert fresh.bounds == (0.1, 10.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pickle_round_trip_predicts_the_same(name):
+    z, y = _data(n=300)
+    cal = get_calibrator(name).fit(z, y)
+    again = pickle.loads(pickle.dumps(cal))
+    torch.testing.assert_close(again.predict_proba(z), cal.predict_proba(z), rtol=0, atol=0)
+
+
+def test_isotonic_without_scikit_learn_names_the_extra(monkeypatch):
+    import focalcal.calibration.nonparametric as module
+
+    def missing(name: str, extra: str):
+        raise ImportError(f'{name!r} is required; install it with: pip install "focalcal[{extra}]"')
+
+    monkeypatch.setattr(module, "require", missing)
+    z, y = _data(n=50)
+    with pytest.raises(ImportError, match=r"focalcal\[calibration\]"):
+        IsotonicCalibration().fit(z, y)
 
 
 # ---------------------------------------------------------------------------- kinds in, kinds out

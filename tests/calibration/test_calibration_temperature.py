@@ -191,6 +191,19 @@ def test_uninformative_set_stops_at_upper_bound_with_warning():
     assert ts.temperature_ == pytest.approx(50.0, rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("sharpness", "bounds", "expected"), [(0.3, (0.5, 10.0), 0.5), (4.0, (0.1, 2.0), 2.0)]
+)
+def test_finite_optimum_outside_the_bounds_stops_at_the_bound(sharpness, bounds, expected):
+    logits, labels = _synthetic(3000, 10, sharpness, seed=12)
+    with pytest.warns(RuntimeWarning, match="bound"):
+        ts = TemperatureScaling(bounds=bounds).fit(logits, labels)
+    assert ts.temperature_ == pytest.approx(expected, rel=1e-12)
+    assert ts.n_softmax_passes_ <= 5
+    inside = TemperatureScaling().fit(logits, labels).temperature_
+    assert not bounds[0] <= inside <= bounds[1]  # the unconstrained optimum is really outside
+
+
 # ---------------------------------------------------------------------------- API
 def test_transform_and_predict_proba_are_division_and_softmax():
     logits, labels = _synthetic(500, 4, 2.0, seed=7)

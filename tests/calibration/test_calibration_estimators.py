@@ -132,6 +132,20 @@ def test_cuda_in_cuda_out(name):
     torch.testing.assert_close(out.cpu(), cpu, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_dense_predictions_are_calibrated_per_item(name):
+    """(N, C, H, W) logits with (N, H, W) labels equal the same items laid out as rows."""
+    z, y = _data(n=600, c=4, seed=3)
+    dense_z = z.reshape(10, 6, 10, 4).permute(0, 3, 1, 2)  # (N, C, H, W); item (n, h, w) = row
+    dense_y = y.reshape(10, 6, 10)
+    dense = get_calibrator(name).fit(dense_z, dense_y)
+    rows = get_calibrator(name).fit(z, y)
+    out = dense.predict_proba(dense_z)
+    assert out.shape == dense_z.shape
+    torch.testing.assert_close(out.permute(0, 2, 3, 1).reshape(600, 4), rows.predict_proba(z))
+    torch.testing.assert_close(dense.transform(dense_z).softmax(1), out)
+
+
 # ---------------------------------------------------------------------------- properties
 @pytest.mark.parametrize("name", NAMES)
 def test_only_the_probabilities_matter(name):
@@ -284,7 +298,7 @@ def test_bad_inputs_raise_clear_errors(name):
         cal.fit(z[:49], y)
     with pytest.raises(TypeError, match="labels: expected integer class indices"):
         cal.fit(z, y.double())
-    with pytest.raises(ValueError, match=r"logits: expected shape \(N, C\)"):
+    with pytest.raises(ValueError, match=r"logits: expected shape \(N, C\) or \(N, C, d1, ...\)"):
         cal.fit(z[:, 0], y)
     with pytest.raises(TypeError, match=r"logits: expected a torch\.Tensor or numpy\.ndarray"):
         cal.fit("logits", y)

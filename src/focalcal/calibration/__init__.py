@@ -1,7 +1,8 @@
 """Post-hoc calibrators with scikit-learn conventions: ``fit(logits, labels) -> self``,
 ``transform(logits)`` (calibrated logits), ``predict_proba(logits)`` (calibrated probabilities).
 
-All accept numpy arrays or torch tensors on any device and return the same kind.
+All accept numpy arrays or torch tensors on any device and return the same kind, with logits
+(N, C) or dense (N, C, d1, ...) (segmentation: calibrated per pixel).
 
 Example:
     >>> import numpy as np

@@ -15,7 +15,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from focalcal._validation import ArrayLike, as_tensor, check_logits, check_targets, restore_kind
+from focalcal._validation import (
+    ArrayLike,
+    as_tensor,
+    check_logits,
+    check_targets,
+    flatten_dense,
+    restore_kind,
+)
 
 __all__ = ["Calibrator", "NotFittedError"]
 
@@ -25,6 +32,18 @@ class NotFittedError(ValueError, AttributeError):
 
     Subclasses ``ValueError`` and ``AttributeError`` like scikit-learn's ``NotFittedError``.
     """
+
+
+def _rows(z: Tensor) -> Tensor:
+    """(N, C, d1, ...) → (N·d1·…, C); (N, C) unchanged."""
+    return z.movedim(1, -1).reshape(-1, z.shape[1]) if z.ndim > 2 else z
+
+
+def _unrows(out: Tensor, shape: torch.Size) -> Tensor:
+    """Inverse of :func:`_rows` for an output with the input's ``shape``."""
+    if len(shape) <= 2:
+        return out
+    return out.reshape(shape[0], *shape[2:], shape[1]).movedim(-1, 1)
 
 
 class Calibrator:
@@ -70,10 +89,14 @@ class Calibrator:
 
     # ------------------------------------------------------------------ public API
     def fit(self, logits: ArrayLike, labels: ArrayLike) -> Calibrator:
-        """Fit on validation ``logits`` (N, C) and integer ``labels`` (N,). Returns ``self``."""
+        """Fit on validation ``logits`` (N, C) and integer ``labels`` (N,). Returns ``self``.
+
+        Dense predictions (N, C, d1, ...) with labels (N, d1, ...) are fitted per item.
+        """
         z, _ = self._logits(logits)
         y, _ = as_tensor(labels, "labels")
         y = check_targets(y.to(z.device), z.shape, z.shape[1], "labels")
+        z, y = flatten_dense(z, y)
         if z.shape[0] == 0:
             raise ValueError("logits: expected at least one sample to fit on, got N = 0")
         n_distinct = int(torch.unique(y).numel())
@@ -87,22 +110,24 @@ class Calibrator:
         return self
 
     def transform(self, logits: ArrayLike) -> Tensor | np.ndarray:
-        """Calibrated logits (N, C), same kind, device and dtype as ``logits``."""
+        """Calibrated logits, same shape (N, C) or (N, C, d1, ...), kind, device and dtype."""
         z, was_numpy = self._checked_for_transform(logits)
+        flat = _rows(z)
         if type(self)._transform is not Calibrator._transform:
-            out = self._transform(z)
+            out = self._transform(flat)
         else:
-            out = self._predict_proba(z).clamp_min(self._PROB_FLOOR).log()
-        return restore_kind(out.to(z.dtype), was_numpy)
+            out = self._predict_proba(flat).clamp_min(self._PROB_FLOOR).log()
+        return restore_kind(_unrows(out.to(z.dtype), z.shape), was_numpy)
 
     def predict_proba(self, logits: ArrayLike) -> Tensor | np.ndarray:
-        """Calibrated probabilities (N, C) (rows sum to 1), same kind, device, dtype as input."""
+        """Calibrated probabilities (summing to 1 over dim 1), same shape, kind, device, dtype."""
         z, was_numpy = self._checked_for_transform(logits)
+        flat = _rows(z)
         if type(self)._predict_proba is not Calibrator._predict_proba:
-            out = self._predict_proba(z)
+            out = self._predict_proba(flat)
         else:
-            out = torch.softmax(self._transform(z), dim=1)
-        return restore_kind(out.to(z.dtype), was_numpy)
+            out = torch.softmax(self._transform(flat), dim=1)
+        return restore_kind(_unrows(out.to(z.dtype), z.shape), was_numpy)
 
     def fit_transform(self, logits: ArrayLike, labels: ArrayLike) -> Tensor | np.ndarray:
         """``fit(logits, labels).transform(logits)``."""
@@ -124,10 +149,7 @@ class Calibrator:
         z, was_numpy = as_tensor(logits, "logits")
         if not z.is_floating_point():
             z = z.to(torch.get_default_dtype())
-        z = check_logits(z, "logits")
-        if z.ndim != 2:
-            raise ValueError(f"logits: expected shape (N, C), got shape {tuple(z.shape)}")
-        return z, was_numpy
+        return check_logits(z, "logits"), was_numpy
 
     def _checked_for_transform(self, logits: ArrayLike) -> tuple[Tensor, bool]:
         if not hasattr(self, "n_classes_"):

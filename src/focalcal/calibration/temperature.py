@@ -177,7 +177,8 @@ class TemperatureScaling(Calibrator):
         fitting logits), n_iter_ (int), grid_ (list of T, grid method) and grid_scores_ (numpy
         array of the criterion at each grid T).
 
-    Shapes: logits (N, C) float, labels (N,) int; numpy arrays or torch tensors on any device.
+    Shapes: logits (N, C) float, labels (N,) int, or dense (N, C, d1, ...) with (N, d1, ...);
+    numpy arrays or torch tensors on any device.
     ``transform`` returns logits / T and ``predict_proba`` their softmax, same kind as the input.
 
     Reference: Guo et al., *On Calibration of Modern Neural Networks*, ICML 2017; the grid search

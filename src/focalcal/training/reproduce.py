@@ -135,13 +135,17 @@ def execute_run(
     ``n_bootstrap`` is the per-run report's resample count (0: values only; the suite's
     intervals are computed afterwards from the logits by :func:`aggregate`). Idempotent: this
     is the one skip-finished rule of every launcher. Returns
-    ``{"run": name, "action": "trained"|"resumed"|"skipped", "seconds": s}``.
+    ``{"run": name, "action": "trained"|"resumed"|"skipped", "seconds": s}`` (``"worker"`` on
+    the DDP processes other than global rank 0, e.g. the other tasks of a multi-GPU SLURM job,
+    which train but leave evaluation to rank 0).
     """
     start = time.perf_counter()
     state = run_state(spec)
     run_dir = Path(spec.run_dir)
     if state != "finished":
-        train(spec.train_config(), run_dir, resume=state == "partial", progress=progress)
+        trained = train(spec.train_config(), run_dir, resume=state == "partial", progress=progress)
+        if trained is None:  # a DDP process other than global rank 0: rank 0 evaluates
+            return {"run": spec.name, "action": "worker", "seconds": time.perf_counter() - start}
     if evaluate and not _evaluated(run_dir, n_bootstrap, ts_criterion):
         evaluate_run(run_dir, ts_criterion=ts_criterion, n_bootstrap=n_bootstrap, diagrams=False)
     action = {"new": "trained", "partial": "resumed", "finished": "skipped"}[state]
@@ -193,7 +197,9 @@ def _submitit_launcher(cluster: str) -> Launcher:
         with executor.batch():
             jobs = [executor.submit(job, spec) for spec in specs]
         opts.echo(f"[reproduce] submitted {len(jobs)} {cluster} jobs; logs in {opts.folder}")
-        return [j.result() for j in jobs]
+        # a multi-task job (tasks_per_node > 1, one per GPU) returns one result per task
+        results = [j.results()[0] for j in jobs]
+        return results
 
     return launch
 
@@ -895,7 +901,10 @@ def register_cli(subparsers: Any) -> None:
         epilog="examples:\n  focalcal reproduce --suite ci\n"
         "  focalcal reproduce --suite cpu-text --seeds 3 --out reproduce-cpu-text\n"
         "  focalcal reproduce --suite paper --launcher slurm --executor-option "
-        "slurm_partition=gpu --executor-option gpus_per_node=1",
+        "slurm_partition=gpu --executor-option gpus_per_node=1\n"
+        "  # DDP on 4 GPUs per run: one SLURM task per GPU, Lightning reads the SLURM env\n"
+        "  focalcal reproduce --suite paper --launcher slurm --devices 4 --strategy ddp \\\n"
+        "      --executor-option gpus_per_node=4 --executor-option tasks_per_node=4",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(p)

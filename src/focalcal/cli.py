@@ -224,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="retrain runs that already finished")
     p.add_argument("--progress", action="store_true", help="show Lightning's progress bars")
 
+    from .training.reproduce import register_cli
+
+    register_cli(sub)  # `reproduce` and `tune-gamma` (they set args.handler)
+
     p = sub.add_parser("list", help="list the registered datasets, models, losses and presets")
     p.add_argument("what", nargs="?", choices=("datasets", "models", "losses", "presets"))
     return parser
@@ -375,8 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``focalcal`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else None
+    handler = getattr(args, "handler", None) or _COMMANDS[args.command]
     try:
-        return _COMMANDS[args.command](args)
+        return handler(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
         print(f"focalcal {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -76,7 +76,6 @@ def _check_weight(weight: Any, num_classes: int, like: Tensor, validate: bool) -
 def prepare(
     logits: Any,
     target: Any,
-    *,
     weight: Tensor | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",

@@ -45,14 +45,7 @@ def brier_loss(
         0.180061
         >>> loss.backward()
     """
-    x = prepare(
-        logits,
-        target,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        validate=validate,
-    )
+    x = prepare(logits, target, weight, ignore_index, reduction, validate)
     log_p = torch.log_softmax(x.logits, dim=1)
     index = x.target.unsqueeze(1)
     residual = log_p.exp().scatter(1, index, torch.expm1(log_p.gather(1, index)))

@@ -66,14 +66,7 @@ def dual_focal_loss(
         >>> loss.backward()
     """
     policy = get_gamma_policy(gamma)
-    x = prepare(
-        logits,
-        target,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        validate=validate,
-    )
+    x = prepare(logits, target, weight, ignore_index, reduction, validate)
     return focal_family_loss(
         x.logits,
         x.target,

@@ -79,14 +79,7 @@ def focal_loss(
         >>> loss.backward()
     """
     policy = get_gamma_policy(gamma)
-    x = prepare(
-        logits,
-        target,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        validate=validate,
-    )
+    x = prepare(logits, target, weight, ignore_index, reduction, validate)
     return focal_family_loss(
         x.logits,
         x.target,
@@ -124,14 +117,7 @@ def inverse_focal_loss(
         >>> inverse_focal_loss(logits, torch.tensor([0]), gamma=1.0).backward()
     """
     policy = get_gamma_policy(gamma)
-    x = prepare(
-        logits,
-        target,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        validate=validate,
-    )
+    x = prepare(logits, target, weight, ignore_index, reduction, validate)
     return focal_family_loss(
         x.logits, x.target, x.item_weight, reduction, lambda p_y, p_j: (gamma_of(policy, p_y), True)
     )

@@ -85,14 +85,7 @@ def label_smoothing_loss(
     if eps > 1.0:
         raise ValueError(f"eps: expected a number in [0, 1], got {eps}")
     check_choice(convention, "convention", CONVENTIONS)
-    x = prepare(
-        logits,
-        target,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        validate=validate,
-    )
+    x = prepare(logits, target, weight, ignore_index, reduction, validate)
     smoothing = _torch_smoothing(eps, x.logits.shape[1], convention)
     weighted = F.cross_entropy(
         x.logits, x.target, weight=x.weight, reduction="none", label_smoothing=smoothing

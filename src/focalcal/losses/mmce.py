@@ -166,14 +166,7 @@ def mmce_loss(
     if kernel_width < _MIN_WIDTH:
         raise ValueError(f"kernel_width: expected a width >= {_MIN_WIDTH}, got {kernel_width}")
     check_choice(convention, "convention", CONVENTIONS)
-    x = prepare(
-        logits,
-        target,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        validate=validate,
-    )
+    x = prepare(logits, target, weight, ignore_index, reduction, validate)
     log_p = torch.log_softmax(x.logits, dim=1)
     ce = F.nll_loss(log_p, x.target, weight=x.weight, reduction="none") * x.valid
     penalty = mmce_penalty(

@@ -681,34 +681,17 @@ def format_results(results: dict[str, Any]) -> str:
             f"Data: `{ds['data_root']}`; {ds['epochs']} epochs; {n_seeds} seed(s); test set "
             f"{ds['n_test']} samples; total training time {train_min:.1f} min.",
             "",
-            "| Loss | Error (%) | ECE (%) pre / post (T) | AdaECE (%) pre / post | "
-            "CW-ECE (%) pre / post | NLL pre / post |",
-            "|---|---|---|---|---|---|",
         ]
-        for r in rows:
-            pre, post = r["test"]["pre"], r["test"]["post"]
-            cells = [_label(r), _pm("error", pre["error"])]
-            for key in ("ece", "adaece", "classwise_ece", "nll"):
-                cell = f"{_pm(key, pre[key])} / {_pm(key, post[key])}"
-                if key == "ece":
-                    cell += f" ({r['temperature']['mean']:.2f})"
-                cells.append(cell)
-            lines.append("| " + " | ".join(cells) + " |")
+        lines += _md_table(
+            list(_SUMMARY_HEADERS),
+            [_summary_cells(r) for r in rows],
+        )
         if rows and "ci95" in rows[0]["test"]["pre"]["ece"]:
-            lines += [
-                "",
-                "95% bootstrap intervals (seed-averaged):",
-                "",
-                "| Loss | Error (%) | ECE pre | ECE post | AdaECE pre | AdaECE post | "
-                "CW-ECE pre | CW-ECE post |",
-                "|---|---|---|---|---|---|---|---|",
-            ]
-            for r in rows:
-                pre, post = r["test"]["pre"], r["test"]["post"]
-                cells = [_label(r), _ci("error", pre["error"])]
-                for key in ("ece", "adaece", "classwise_ece"):
-                    cells += [_ci(key, pre[key]), _ci(key, post[key])]
-                lines.append("| " + " | ".join(cells) + " |")
+            lines += ["", "95% bootstrap intervals (seed-averaged):", ""]
+            lines += _md_table(
+                list(_INTERVAL_HEADERS),
+                [_interval_cells(r) for r in rows],
+            )
         lines += _ranking(rows)
         ood_names = sorted({n for r in rows for n in r["ood"]})
         if ood_names:
@@ -717,20 +700,8 @@ def format_results(results: dict[str, Any]) -> str:
                 "OOD detection, AUROC (%) of the entropy score, pre / post T (max-softmax in "
                 "results.json):",
                 "",
-                "| Loss | " + " | ".join(ood_names) + " |",
-                "|---|" + "---|" * len(ood_names),
             ]
-            for r in rows:
-                cells = [_label(r)]
-                for n in ood_names:
-                    s = r["ood"].get(n)
-                    cells.append(
-                        "—"
-                        if s is None
-                        else f"{_pm('auroc', s['pre']['auroc_entropy'])} / "
-                        f"{_pm('auroc', s['post']['auroc_entropy'])}"
-                    )
-                lines.append("| " + " | ".join(cells) + " |")
+            lines += _md_table(["Loss", *ood_names], [_ood_cells(r, ood_names) for r in rows])
         for rec in ds["tuning"]:
             lines += [
                 "",
@@ -745,6 +716,58 @@ def format_results(results: dict[str, Any]) -> str:
         for name in results.get("diagrams", {}).get(ds["key"], []):
             lines += ["", f"![{name}]({name})"]
     return "\n".join(lines) + "\n"
+
+
+_SUMMARY_HEADERS = (
+    "Loss",
+    "Error (%)",
+    "ECE (%) pre / post (T)",
+    "AdaECE (%) pre / post",
+    "CW-ECE (%) pre / post",
+    "NLL pre / post",
+)
+_INTERVAL_HEADERS = (
+    "Loss",
+    "Error (%)",
+    *(f"{m} {stage}" for m in ("ECE", "AdaECE", "CW-ECE") for stage in ("pre", "post")),
+)
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def _summary_cells(row: dict[str, Any]) -> list[str]:
+    pre, post = row["test"]["pre"], row["test"]["post"]
+    cells = [_label(row), _pm("error", pre["error"])]
+    for key in ("ece", "adaece", "classwise_ece", "nll"):
+        cell = f"{_pm(key, pre[key])} / {_pm(key, post[key])}"
+        if key == "ece":
+            cell += f" ({row['temperature']['mean']:.2f})"
+        cells.append(cell)
+    return cells
+
+
+def _interval_cells(row: dict[str, Any]) -> list[str]:
+    pre, post = row["test"]["pre"], row["test"]["post"]
+    cells = [_label(row), _ci("error", pre["error"])]
+    for key in ("ece", "adaece", "classwise_ece"):
+        cells += [_ci(key, pre[key]), _ci(key, post[key])]
+    return cells
+
+
+def _ood_cells(row: dict[str, Any], names: list[str]) -> list[str]:
+    cells = [_label(row)]
+    for name in names:
+        s = row["ood"].get(name)
+        cells.append(
+            "—"
+            if s is None
+            else f"{_pm('auroc', s['pre']['auroc_entropy'])} / "
+            f"{_pm('auroc', s['post']['auroc_entropy'])}"
+        )
+    return cells
 
 
 def _label(row: dict[str, Any]) -> str:

@@ -196,6 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reload the checkpoint and recompute the logits in this process",
     )
+    p.add_argument(
+        "--ood",
+        nargs="+",
+        metavar="NAME[:ROOT]",
+        help="add OOD test sets (logits computed from the checkpoint), e.g. svhn or npz:other.npz",
+    )
+    p.add_argument(
+        "--ood-option",
+        action="append",
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="option for every --ood set (repeatable), e.g. severity=5",
+    )
     p.add_argument("--no-diagrams", action="store_true", help="skip the reliability diagrams")
 
     p = sub.add_parser(
@@ -318,6 +331,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         seed=args.bootstrap_seed,
         out_dir=args.out,
         recompute_logits=args.recompute_logits,
+        ood=args.ood,
+        ood_options=dict(args.ood_option or []),
         diagrams=not args.no_diagrams,
     )
     print(format_report(result))

@@ -187,3 +187,28 @@ def test_cifar10_jpeg_images_end_to_end(tmp_path, shared_data):
         "smooth_ece",
     }
     assert 0 <= result["test"]["pre"]["ece"]["value"] <= 1
+
+
+def test_evaluate_adds_ood_sets_from_the_checkpoint(two_runs, tmp_path, tiny_features):
+    run = two_runs[1]
+    out = tmp_path / "eval"
+    args = ["evaluate", str(run), "--out", str(out), "--n-bootstrap", "0", "--ts-criterion", "nll",
+            "--no-diagrams", "--ood", f"npz:{tiny_features['ood']}"]  # fmt: skip
+    assert main(args) == 0
+    fresh = json.loads((out / "metrics.json").read_text())
+    trained = json.loads((run / "metrics.json").read_text())
+    # OOD logits recomputed from the checkpoint give the AUROCs computed after training.
+    assert fresh["ood"]["news_other"] == trained["ood"]["news_other"]
+    assert fresh["temperature"] == trained["temperature"]
+    assert "ci95" not in fresh["test"]["pre"]["ece"]  # --n-bootstrap 0
+    assert not (out / "reliability_pre.png").exists()
+
+
+def test_mixed_precision_training_on_cpu(tmp_path, tiny_features, train_args):
+    run = tmp_path / "bf16"
+    args = train_args(tiny_features["ind"], run, "flsd53", "--epochs", "1", "--precision",
+                      "bf16-mixed", "--n-bootstrap", "0")  # fmt: skip
+    assert main(args) == 0
+    assert json.loads((run / "config.json").read_text())["precision"] == "bf16-mixed"
+    with np.load(run / "logits.npz") as d:
+        assert d["test_logits"].dtype == np.float32 and np.isfinite(d["test_logits"]).all()

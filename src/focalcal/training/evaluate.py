@@ -16,6 +16,7 @@ All metrics are fractions in ``metrics.json``; tables show percentages (NLL as i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -135,13 +136,17 @@ def evaluate_run(
     seed: int = 0,
     out_dir: str | Path | None = None,
     recompute_logits: bool = False,
+    ood: list[str] | None = None,
+    ood_options: dict[str, Any] | None = None,
     diagrams: bool = True,
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir``; write ``metrics.json``, ``report.md`` and diagrams to
     ``out_dir`` (default: the run folder). Returns the metrics dictionary.
 
     ``recompute_logits`` reloads the final checkpoint and recomputes the val/test/OOD logits in
-    this process (single device), instead of using the ones saved after training.
+    this process (single device), instead of using the ones saved after training. ``ood``
+    (``NAME`` or ``NAME:ROOT`` specs, with ``ood_options``) adds OOD sets after training: their
+    logits are computed from the checkpoint and saved with the others in ``out_dir``.
     """
     run_dir = Path(run_dir)
     config = load_config(run_dir / CONFIG_FILE)
@@ -156,6 +161,13 @@ def evaluate_run(
         logits = {k: torch.from_numpy(v) for k, v in arrays.items()}
     else:
         logits = load_logits(run_dir)
+    if ood:
+        extra = dataclasses.replace(config, ood=list(ood), ood_options=dict(ood_options or {}))
+        splits = load_splits(extra, with_train=False)
+        model, _ = load_model(run_dir, splits.val)
+        arrays = compute_logits(model, splits, config)
+        logits.update({k: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("ood__")})
+        atomic_save_npz(out / LOGITS_FILE, **{k: v.numpy() for k, v in logits.items()})
     temperature = fit_temperature(
         logits["val_logits"], logits["val_labels"], ts_criterion, config.n_bins
     )

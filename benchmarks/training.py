@@ -12,7 +12,7 @@ first epoch is a warm-up and is not counted; the per-epoch validation pass is of
 Usage::
 
     python benchmarks/training.py                          # CPU, or CUDA when available
-    python benchmarks/training.py --device cpu --batches 30 --epochs 3 --markdown
+    python benchmarks/training.py --device cpu --batches 30 --epochs 3 --threads 1 --markdown
 """
 
 from __future__ import annotations
@@ -111,8 +111,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batches", type=int, default=30, help="steps per epoch (10 per loss)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs (the first is a warm-up)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU intra-op threads (1: robust on a busy machine)"
+    )
     parser.add_argument("--markdown", action="store_true", help="print a README table row")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     g = torch.Generator().manual_seed(0)
     n = 128 * args.batches

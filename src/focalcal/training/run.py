@@ -47,6 +47,7 @@ __all__ = [
     "is_finished",
     "load_model",
     "load_splits",
+    "parse_ood_spec",
     "prepare_run_dir",
     "train",
 ]
@@ -71,18 +72,16 @@ class Splits:
     ood: dict[str, ArrayDataset] = field(default_factory=dict)
 
 
-def _dataset_options(config: TrainConfig) -> dict[str, Any]:
-    return dict(config.dataset_options)
-
-
-def load_splits(config: TrainConfig, *, with_train: bool = True) -> Splits:
+def load_splits(config: TrainConfig, *, with_train: bool = True, with_ood: bool = True) -> Splits:
     """Load the train/val/test splits and the OOD sets named in ``config``.
 
     OOD sets (``NAME`` or ``NAME:ROOT``, with ``config.ood_options``) are the test splits, resized
     and normalised like the training set (:func:`focalcal.data.get_ood_dataset`), as the papers
-    do; they are reported under ``NAME`` (or the stem of ``ROOT`` when given).
+    do; they are reported under ``NAME`` (or the stem of ``ROOT`` when given). ``with_train=False``
+    skips the training split (``train`` is then the validation split, same normalisation);
+    ``with_ood=False`` skips the OOD sets.
     """
-    opts = _dataset_options(config)
+    opts = dict(config.dataset_options)
 
     def load(split: str) -> ArrayDataset:
         return get_dataset(config.dataset, root=config.data_root, split=split, **opts)
@@ -91,7 +90,7 @@ def load_splits(config: TrainConfig, *, with_train: bool = True) -> Splits:
     train = load("train") if with_train else val
     test = load("test")
     ood: dict[str, ArrayDataset] = {}
-    for spec in config.ood:
+    for spec in config.ood if with_ood else []:
         name, root = parse_ood_spec(spec)
         options = dict(config.ood_options)
         if train.is_image:
@@ -188,7 +187,7 @@ def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool) -> Pa
     return run_dir
 
 
-class _DataModule:
+class _TrainLoaderFactory:
     """Factory for the per-rank training loader (created once the trainer knows rank/device)."""
 
     def __init__(self, dataset: ArrayDataset, config: TrainConfig) -> None:
@@ -244,7 +243,7 @@ def train(
     if trainer.global_rank == 0:
         prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     seed_everything(config.seed)
-    splits = splits or load_splits(config)
+    splits = splits or load_splits(config, with_ood=trainer.global_rank == 0)
     model = build_model(config, splits.train)
     module = CalibrationModule(
         model,
@@ -253,7 +252,7 @@ def train(
         val_inputs=splits.val.inputs,
         val_targets=splits.val.targets,
         eval_transform=make_batch_transform(splits.val, train=False),
-        train_loader=_DataModule(splits.train, config).make,
+        train_loader=_TrainLoaderFactory(splits.train, config).make,
     )
     if trainer.global_rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -122,3 +122,18 @@ def test_epoch_seed_is_distinct_and_stable():
     seeds = {epoch_seed(s, e, r) for s in range(3) for e in range(50) for r in range(4)}
     assert len(seeds) == 3 * 50 * 4
     assert epoch_seed(1, 7, 0) == epoch_seed(1, 7, 0)
+
+
+CONTRACT_LOSSES = (
+    "ce", "focal", "flsd53", "flsd52", "dual_focal", "dual_flsd53", "adafocal", "ada_dual_focal",
+    "brier", "mmce", "mmce_weighted", "label_smoothing", "inverse_focal",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("loss", CONTRACT_LOSSES)
+def test_every_registry_loss_builds_with_the_paper_preset(small_npz, loss):
+    criterion = build_loss(_config(small_npz, loss))
+    logits = torch.randn(8, 5, requires_grad=True)
+    value = criterion(logits, torch.arange(8) % 5)
+    value.backward()
+    assert value.ndim == 0 and torch.isfinite(value) and torch.isfinite(logits.grad).all()

@@ -29,7 +29,7 @@ def test_demo_dfl_is_better_calibrated_than_cross_entropy(tmp_path, capsys):
     for loss in rows:
         for name in ("report.md", "metrics.json", "reliability_pre.png", "reliability_post.png"):
             assert (out / loss / name).is_file(), (loss, name)
-    assert (out / "reliability_overlay.png").is_file()
+    assert (out / "reliability_overlay_post.png").is_file()
     # A second call reuses the finished runs instead of training again.
     stamp = (out / "ce" / "status.json").stat().st_mtime_ns
     assert main(["demo", "--out", str(out), "--n-bootstrap", "50"]) == 0

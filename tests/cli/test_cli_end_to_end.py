@@ -144,7 +144,8 @@ def test_compare_table_has_every_column_and_p_values(two_runs, tmp_path, capsys)
     assert "p_vs_baseline" not in rows[0]
     assert 0 < rows[1]["p_vs_baseline"]["pre"] <= 1
     assert "dual_focal (γ=3)" in table and "news_other" in table
-    assert (tmp_path / "reliability_overlay.png").is_file()
+    assert (tmp_path / "reliability_overlay_pre.png").is_file()
+    assert (tmp_path / "reliability_overlay_post.png").is_file()
 
 
 def test_compare_refuses_runs_on_different_test_sets(two_runs, tmp_path):

@@ -56,7 +56,7 @@ def compare_runs(
     diagrams: bool = False,
 ) -> dict[str, Any]:
     """Table across ``run_dirs``; returns ``{"rows": [...], "markdown": str}`` and writes
-    ``compare.json`` / ``compare.md`` (and ``reliability_overlay.png``) to ``out_dir`` if given.
+    ``compare.json`` / ``compare.md`` (and ``reliability_overlay_{pre,post}.png``) to ``out_dir`` if given.
 
     Runs must share the test set (same labels). ``baseline`` names the reference loss; when no
     run uses it, p-values are omitted.
@@ -110,7 +110,7 @@ def compare_runs(
     if out_dir is not None:
         out_path = Path(out_dir)
         if diagrams:
-            out["diagram"] = _overlay(out_path, rows, logits, labels, results[0]["n_bins"])
+            out["diagrams"] = _overlay(out_path, rows, logits, labels, results[0]["n_bins"])
         atomic_write_text(out_path / "compare.md", markdown)
         atomic_write_text(
             out_path / "compare.json",
@@ -181,13 +181,18 @@ def _overlay(
     logits: list[dict[str, Tensor]],
     labels: Tensor,
     n_bins: int,
-) -> str:
-    """One reliability diagram per stage with every run overlaid."""
+) -> list[str]:
+    """One reliability diagram per stage (pre-T, post-T with each run's own T), runs overlaid."""
     from ..plots import save_reliability_diagram
 
-    probs = {
-        row["label"]: lg["test_logits"].softmax(1) for row, lg in zip(rows, logits, strict=True)
-    }
-    name = "reliability_overlay.png"
-    save_reliability_diagram(out / name, probs, labels, n_bins=n_bins, title="pre-T reliability")
-    return name
+    names = []
+    for stage in ("pre", "post"):
+        probs = {
+            row["label"]: _scaled(lg["test_logits"], row, stage).softmax(1)
+            for row, lg in zip(rows, logits, strict=True)
+        }
+        name = f"reliability_overlay_{stage}.png"
+        title = "before temperature scaling" if stage == "pre" else "after temperature scaling"
+        save_reliability_diagram(out / name, probs, labels, n_bins=n_bins, title=title)
+        names.append(name)
+    return names

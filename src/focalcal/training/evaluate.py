@@ -37,6 +37,7 @@ from .run import CONFIG_FILE, LOGITS_FILE, compute_logits, load_model, load_spli
 
 __all__ = [
     "METRIC_LABELS",
+    "dataset_label",
     "evaluate_run",
     "fit_temperature",
     "format_report",
@@ -73,6 +74,13 @@ def metric_specs(n_bins: int = 15) -> dict[str, tuple[str | Callable[..., Tensor
         "classwise_ece": ("classwise_ece", binned),
         "smooth_ece": (metrics.smooth_ece, {}),
     }
+
+
+def dataset_label(config: TrainConfig) -> str:
+    """``cifar10``; for file-based datasets also the file: ``npz:news.npz``."""
+    if config.dataset in ("npz", "imagefolder") and config.data_root:
+        return f"{config.dataset}:{Path(config.data_root).name}"
+    return config.dataset
 
 
 def load_logits(run_dir: str | Path) -> dict[str, Tensor]:
@@ -175,7 +183,7 @@ def evaluate_run(
     specs = metric_specs(config.n_bins)
     result: dict[str, Any] = {
         "run": str(run_dir),
-        "dataset": config.dataset,
+        "dataset": dataset_label(config),
         "model": config.model,
         "loss": config.loss,
         "gamma": config.gamma,
@@ -215,7 +223,7 @@ def _save_diagrams(
     names = []
     for stage, t in (("pre", 1.0), ("post", temperature)):
         name = f"reliability_{stage}.png"
-        title = f"{config.loss} ({config.dataset}, {config.model}) {stage}-T" + (
+        title = f"{config.loss} ({dataset_label(config)}, {config.model}) {stage}-T" + (
             f" (T={t:.2f})" if stage == "post" else ""
         )
         save_reliability_diagram(

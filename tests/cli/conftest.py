@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from focalcal.training.demo import DEMO_DATA
 
@@ -77,13 +76,3 @@ def train_args() -> Callable[..., list[str]]:
 def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``run_cli(args)``: ``python -m focalcal.cli ARGS`` in a fresh process with one thread."""
     return _run_cli
-
-
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread() -> Iterator[None]:
-    """The models here are tiny: one intra-op thread is as fast, and on a busy shared CPU it
-    avoids OpenMP spin-waiting (a 2-thread MLP epoch measured 16× slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

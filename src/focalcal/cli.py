@@ -6,11 +6,12 @@ Run ``focalcal --help`` or ``focalcal SUBCOMMAND --help``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from .training.config import parse_key_value
 
 __all__ = ["build_parser", "main"]
 
@@ -24,18 +25,6 @@ examples:
   torchrun --nproc-per-node 4 -m focalcal.cli train --dataset cifar10 --model resnet50 \\
       --loss dual_focal --devices 4 --strategy ddp
 """
-
-
-def _key_value(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with VALUE parsed as JSON when possible (``hidden=512``, ``name="x"``)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), value
 
 
 def _devices(text: str) -> int | str:
@@ -62,28 +51,28 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--ood-option",
         action="append",
-        type=_key_value,
+        type=parse_key_value,
         metavar="KEY=VALUE",
         help="option for every OOD set (repeatable), e.g. severity=5",
     )
     what.add_argument(
         "--loss-option",
         action="append",
-        type=_key_value,
+        type=parse_key_value,
         metavar="KEY=VALUE",
         help="extra loss argument (repeatable), e.g. lam=2",
     )
     what.add_argument(
         "--model-option",
         action="append",
-        type=_key_value,
+        type=parse_key_value,
         metavar="KEY=VALUE",
         help="extra model argument (repeatable), e.g. hidden=512",
     )
     what.add_argument(
         "--dataset-option",
         action="append",
-        type=_key_value,
+        type=parse_key_value,
         metavar="KEY=VALUE",
         help="extra dataset argument (repeatable), e.g. val_size=5000",
     )
@@ -205,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ood-option",
         action="append",
-        type=_key_value,
+        type=parse_key_value,
         metavar="KEY=VALUE",
         help="option for every --ood set (repeatable), e.g. severity=5",
     )

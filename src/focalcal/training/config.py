@@ -252,3 +252,22 @@ def load_config(path: str | Path) -> TrainConfig:
     if not path.is_file():
         raise FileNotFoundError(f"config: no {path.name} at {path}; is this a focalcal run folder?")
     return TrainConfig.from_dict(json.loads(path.read_text()))
+
+
+def parse_key_value(text: str) -> tuple[str, Any]:
+    """Parse a ``KEY=VALUE`` command-line option, VALUE as JSON when possible.
+
+    Example:
+        >>> parse_key_value("hidden=512"), parse_key_value("name=x")
+        (('hidden', 512), ('name', 'x'))
+    """
+    import argparse
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value

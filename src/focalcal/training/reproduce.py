@@ -51,7 +51,7 @@ from .. import metrics
 from .._registry import Registry
 from .._validation import check_choice, check_int
 from ._io import atomic_write_text
-from .config import load_config
+from .config import load_config, parse_key_value
 from .evaluate import METRIC_LABELS, METRICS_FILE, evaluate_run, load_logits
 from .run import CONFIG_FILE, STATUS_FILE, is_finished, train
 from .suites import SUITES, DatasetSpec, LossSpec, RunSpec, Suite, default_data_dir, get_suite
@@ -795,16 +795,6 @@ def _ranking(rows: list[dict[str, Any]]) -> list[str]:
 # --------------------------------------------------------------------------- CLI
 
 
-def _key_value(text: str) -> tuple[str, Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key.strip(), json.loads(raw)
-    except json.JSONDecodeError:
-        return key.strip(), raw
-
-
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", required=True, help=f"suite name: {', '.join(SUITES.names())}")
     p.add_argument("--datasets", nargs="+", metavar="KEY", help="only these dataset keys")
@@ -823,7 +813,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--executor-option",
         action="append",
-        type=_key_value,
+        type=parse_key_value,
         metavar="KEY=VALUE",
         help="submitit executor parameter (repeatable), e.g. slurm_partition=gpu gpus_per_node=4",
     )
@@ -985,19 +975,12 @@ def register_cli(subparsers: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m focalcal.training.reproduce {reproduce,tune-gamma} ...``."""
-    parser = argparse.ArgumentParser(prog="focalcal")
-    register_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    args.argv = list(argv) if argv is not None else None
-    try:
-        return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        print(f"focalcal {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except ImportError as err:
-        print(f"focalcal {args.command}: error: {err}", file=sys.stderr)
-        return 3
+    """``python -m focalcal.training.reproduce {reproduce,tune-gamma} ...``: the same as
+    ``focalcal reproduce|tune-gamma ...`` (one parser, one error handling: :func:`focalcal.cli.main`).
+    """
+    from focalcal.cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

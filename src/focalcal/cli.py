@@ -52,8 +52,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--ood-option",
         action="append",
         type=parse_key_value,
-        metavar="KEY=VALUE",
-        help="option for every OOD set (repeatable), e.g. severity=5",
+        metavar="[NAME.]KEY=VALUE",
+        help="OOD loader option (repeatable): KEY=VALUE for every OOD set, NAME.KEY=VALUE for the "
+        "set NAME only, e.g. cifar10_c.severity=5",
     )
     what.add_argument(
         "--loss-option",
@@ -195,8 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--ood-option",
         action="append",
         type=parse_key_value,
-        metavar="KEY=VALUE",
-        help="option for every --ood set (repeatable), e.g. severity=5",
+        metavar="[NAME.]KEY=VALUE",
+        help="--ood loader option (repeatable): KEY=VALUE for every set, NAME.KEY=VALUE for the "
+        "set NAME only, e.g. cifar10_c.severity=5",
     )
     p.add_argument("--no-diagrams", action="store_true", help="skip the reliability diagrams")
 

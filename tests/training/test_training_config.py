@@ -115,3 +115,28 @@ def test_from_dict_rejects_unknown_keys(tmp_path):
         TrainConfig.from_dict(data)
     with pytest.raises(FileNotFoundError, match="is this a focalcal run folder"):
         load_config(tmp_path / "config.json")
+
+
+def test_ood_options_apply_to_every_set_or_to_one_named_set() -> None:
+    from focalcal.training.run import ood_options_for
+
+    options = {"seed": 3, "cifar10_c.severity": 5, "cifar10_c.seed": 7, "svhn.download": True}
+    assert ood_options_for("cifar10_c", options) == {"seed": 7, "severity": 5}
+    assert ood_options_for("svhn", options) == {"seed": 3, "download": True}
+    assert ood_options_for("tiny_imagenet", options) == {"seed": 3}
+
+
+def test_paper_suite_uses_the_papers_cifar10_c_set() -> None:
+    from focalcal.training.run import ood_options_for
+    from focalcal.training.suites import get_suite
+
+    suite = get_suite("paper")
+    cifar10 = [d for d in suite.datasets if d.dataset == "cifar10"]
+    assert cifar10
+    for spec in cifar10:
+        assert "cifar10_c" in spec.ood
+        assert ood_options_for("cifar10_c", spec.ood_options) == {
+            "corruption": "gaussian_noise",
+            "severity": 5,
+        }
+        assert ood_options_for("svhn", spec.ood_options) == {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ __all__ = [
     "is_finished",
     "load_model",
     "load_splits",
+    "ood_options_for",
     "parse_ood_spec",
     "prepare_run_dir",
     "train",
@@ -75,9 +77,10 @@ class Splits:
 def load_splits(config: TrainConfig, *, with_train: bool = True, with_ood: bool = True) -> Splits:
     """Load the train/val/test splits and the OOD sets named in ``config``.
 
-    OOD sets (``NAME`` or ``NAME:ROOT``, with ``config.ood_options``) are the test splits, resized
-    and normalised like the training set (:func:`focalcal.data.get_ood_dataset`), as the papers
-    do; they are reported under ``NAME`` (or the stem of ``ROOT`` when given). ``with_train=False``
+    OOD sets (``NAME`` or ``NAME:ROOT``, with their :func:`ood_options_for` ``config.ood_options``)
+    are the test splits, resized and normalised like the training set
+    (:func:`focalcal.data.get_ood_dataset`), as the papers do; they are reported under ``NAME``
+    (or the stem of ``ROOT`` when given). ``with_train=False``
     skips the training split (``train`` is then the validation split, same normalisation);
     ``with_ood=False`` skips the OOD sets.
     """
@@ -92,7 +95,7 @@ def load_splits(config: TrainConfig, *, with_train: bool = True, with_ood: bool 
     ood: dict[str, ArrayDataset] = {}
     for spec in config.ood if with_ood else []:
         name, root = parse_ood_spec(spec)
-        options = dict(config.ood_options)
+        options = ood_options_for(name, config.ood_options)
         if train.is_image:
             ood_set = get_ood_dataset(name, train, root=root, **options)
         else:
@@ -100,6 +103,21 @@ def load_splits(config: TrainConfig, *, with_train: bool = True, with_ood: bool 
             ood_set = ood_set.with_normalization(train.normalization)
         ood[name if root is None else Path(root).stem] = ood_set
     return Splits(train=train, val=val, test=test, ood=ood)
+
+
+def ood_options_for(name: str, ood_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The loader options of the OOD set ``name``: keys without a dot apply to every set,
+    ``NAME.KEY`` only to the set ``NAME`` (and wins over a plain ``KEY``).
+
+    Example:
+        >>> opts = {"cifar10_c.severity": 5, "cifar10_c.corruption": "gaussian_noise"}
+        >>> ood_options_for("cifar10_c", opts), ood_options_for("svhn", opts)
+        ({'severity': 5, 'corruption': 'gaussian_noise'}, {})
+    """
+    options = {k: v for k, v in ood_options.items() if "." not in k}
+    prefix = f"{name}."
+    options.update({k[len(prefix) :]: v for k, v in ood_options.items() if k.startswith(prefix)})
+    return options
 
 
 def parse_ood_spec(spec: str) -> tuple[str, str | None]:

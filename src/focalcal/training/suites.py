@@ -418,6 +418,8 @@ def _paper_datasets() -> tuple[DatasetSpec, ...]:
                     preset="paper",
                     dataset_options={"val_size": 5000},
                     ood=ood,
+                    # the papers' CIFAR-10-C set: Gaussian noise, severity 5 (REFERENCE §4)
+                    ood_options={"cifar10_c.corruption": "gaussian_noise", "cifar10_c.severity": 5},
                 )
             )
     specs.append(

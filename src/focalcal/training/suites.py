@@ -250,7 +250,14 @@ def _expand(text: str, data_dir: Path, out_dir: Path) -> str:
 PAPER_LOSSES: tuple[LossSpec, ...] = (
     LossSpec("ce", "Cross-entropy", "ce"),
     LossSpec("brier", "Brier", "brier"),
-    LossSpec("mmce_weighted", "MMCE (weighted, λ=2)", "mmce_weighted", options={"lam": 2.0}),
+    # The papers trained the official MMCE_w, whose pair means are divided again by m², n², mn
+    # (REFERENCE §1.5); Kumar et al.'s normalisation collapses under the summed recipe (λ·N·MMCE_w).
+    LossSpec(
+        "mmce_weighted",
+        "MMCE (weighted, λ=2)",
+        "mmce_weighted",
+        options={"lam": 2.0, "convention": "official"},
+    ),
     LossSpec("label_smoothing", "Label smoothing 0.05", "label_smoothing", options={"eps": 0.05}),
     LossSpec("focal", "Focal (γ=3)", "focal", gamma=3.0),
     LossSpec("flsd53", "FLSD-53", "flsd53"),

@@ -57,7 +57,7 @@ def test_cpu_text_plan_builds_every_loss_with_the_issue_hyperparameters(tmp_path
     assert len({s.run_dir for s in specs}) == 30
     by_key = {(s.loss_key, s.seed): s.train_config() for s in specs}
     assert {seed for _, seed in by_key} == {1, 2, 3}
-    assert by_key["mmce_weighted", 1].loss_options == {"lam": 2.0}
+    assert by_key["mmce_weighted", 1].loss_options == {"lam": 2.0, "convention": "official"}
     assert by_key["label_smoothing", 1].loss_options == {"eps": 0.05}
     assert by_key["focal", 2].gamma == 3.0
     assert by_key["dual_focal", 3].gamma == 4.0

@@ -28,6 +28,7 @@ from torch import nn
 
 from .. import losses, models
 from ..data import (
+    DATASETS,
     ArrayDataset,
     InMemoryLoader,
     get_dataset,
@@ -252,8 +253,10 @@ def train(
 
     run_dir = Path(run_dir)
     ckpt = run_dir / CHECKPOINT
-    criterion = build_loss(config)  # unknown loss names fail before any data is read
+    # unknown loss / model / dataset names fail before the trainer is built or any data is read
+    criterion = build_loss(config)
     models.MODELS.factory(config.model)
+    DATASETS.factory(config.dataset)
     trainer = make_trainer(config, run_dir, checkpoint=ckpt, progress=progress, resume=resume)
     # Only global rank 0 touches the folder: under DDP every process runs this function
     # (Lightning's launcher, torchrun or SLURM start the others), and they must not see

@@ -30,8 +30,6 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from focalcal.losses._reduce import reduce_items, total_weight
-
 __all__ = ["GammaFn", "focal_family_loss", "runner_up_of"]
 
 #: ``gamma_fn(p_y, p_j) -> (gamma, inverse)``: γ ≥ 0 (float or tensor shaped like ``p_y``) and
@@ -59,6 +57,12 @@ def runner_up_of(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor]:
     Elementwise sign/add and ``amax`` are several times faster than ``where``/``masked_fill`` and
     ``max(dim)``/``argmax`` on CPU.
     """
+    log_p_j, index_j, _ = _runner_up(log_p, log_p_y)
+    return log_p_j, index_j
+
+
+def _runner_up(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`runner_up_of`, also returning its (N, C) scratch tensor for reuse."""
     num_classes = log_p.shape[1]
     masked = (log_p - log_p_y).sign_().add_(1.0)
     torch.add(log_p, masked, alpha=-_MASK, out=masked)
@@ -70,7 +74,17 @@ def runner_up_of(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor]:
     torch.add(neg_classes.view(shape), masked.sub_(log_p_j), alpha=scale, out=masked)
     # rows without a candidate score ties of −1e30 (any index works: their g_j is 0); clamp anyway
     index_j = masked.amax(dim=1, keepdim=True).neg_().clamp_(0, num_classes - 1).round_().long()
-    return log_p_j, index_j
+    return log_p_j, index_j, masked
+
+
+_TINY: dict[torch.dtype, float] = {}
+
+
+def _tiny(dtype: torch.dtype) -> float:
+    tiny = _TINY.get(dtype)
+    if tiny is None:
+        tiny = _TINY[dtype] = torch.finfo(dtype).tiny
+    return tiny
 
 
 class _FocalFamily(torch.autograd.Function):
@@ -90,20 +104,21 @@ class _FocalFamily(torch.autograd.Function):
         p_y = log_p_y.exp()
         base = torch.expm1(log_p_y).neg_()
         if runner_up:
-            log_p_j, index_j = runner_up_of(log_p, log_p_y)
+            log_p_j, index_j, scratch = _runner_up(log_p, log_p_y)
             p_j = log_p_j.exp()
             base.add_(p_j)
         else:
-            index_j = p_j = None
+            index_j = p_j = scratch = None
         gamma, inverse = gamma_fn(p_y, p_j)
         if inverse is True:
             base = 1.0 + p_y
         elif inverse is not False:
             base = torch.where(inverse, 1.0 + p_y, base)
-        base = base.clamp_min_(torch.finfo(base.dtype).tiny)
+        tiny = _tiny(base.dtype)
+        base = base.clamp_min_(tiny)
         weighted_factor = base.pow(gamma).mul_(item_weight.unsqueeze(1))
-        total = total_weight(item_weight) if reduction == "mean" else None
-        out = reduce_items(weighted_factor * log_p_y, item_weight, reduction, total=total).neg()
+        total = item_weight.sum().clamp_min_(tiny) if reduction == "mean" else None
+        ctx.scratch = None
         if ctx.needs_input_grad[0]:
             # ℓ = b^γ·(−log p_y) with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
             # ∂b/∂log p_j = p_j:  ∂ℓ/∂log p_y = b^γ (±γ p_y log p_y / b − 1),
@@ -121,6 +136,17 @@ class _FocalFamily(torch.autograd.Function):
                 if isinstance(inverse, Tensor):
                     d_j.masked_fill_(inverse, 0.0)
             ctx.save_for_backward(log_p, index, d_y, index_j, d_j, total)
+            # fresh (N, C) memory is costly on CPU (page faults): backward reuses this buffer
+            ctx.scratch = scratch
+        # the reduction of ``_reduce.reduce_items`` (torch semantics), inlined; ``base`` is no
+        # longer needed and holds the weighted items
+        weighted = torch.mul(weighted_factor, log_p_y, out=base)
+        if reduction == "none":
+            out = weighted.neg_()
+        elif reduction == "sum":
+            out = weighted.sum().neg_()
+        else:
+            out = weighted.sum().div_(total).neg_()  # total: _reduce.total_weight
         ctx.reduction = reduction
         return out.squeeze(1) if reduction == "none" else out
 
@@ -133,10 +159,15 @@ class _FocalFamily(torch.autograd.Function):
         elif ctx.reduction == "mean":
             grad_out = grad_out / total
         # G = g_y e_y + g_j e_j, then log_softmax's own backward gives G − p·ΣG (as CE does).
-        sparse = torch.zeros_like(log_p).scatter_(1, index, d_y * grad_out)
+        # The scratch buffer of forward serves once (a second backward, with retain_graph, must
+        # not overwrite the gradient the first one returned, which autograd may keep as .grad).
+        sparse, ctx.scratch = ctx.scratch, None
+        sparse = torch.zeros_like(log_p) if sparse is None else sparse.zero_()
+        sparse.scatter_(1, index, d_y * grad_out)
         if d_j is not None:
             sparse.scatter_add_(1, index_j, d_j * grad_out)
-        grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype)
+        # in place (each element is read before it is written): saves a fresh (N, C) tensor
+        grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype, out=sparse)
         return grad, None, None, None, None, None
 
 

@@ -166,8 +166,13 @@ class _FocalFamily(torch.autograd.Function):
         sparse.scatter_(1, index, d_y * grad_out)
         if d_j is not None:
             sparse.scatter_add_(1, index_j, d_j * grad_out)
-        # in place (each element is read before it is written): saves a fresh (N, C) tensor
-        grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype, out=sparse)
+        # On CPU, in place (the kernel reads each element before writing it): a fresh (N, C)
+        # tensor costs page faults there. Elsewhere (caching allocators) out of place, so no
+        # aliasing assumption is made about kernels this project cannot test.
+        if sparse.device.type == "cpu":
+            grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype, out=sparse)
+        else:
+            grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype)
         return grad, None, None, None, None, None
 
 

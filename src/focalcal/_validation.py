@@ -28,6 +28,7 @@ __all__ = [
     "check_n_bins",
     "check_positive",
     "check_probabilities",
+    "check_real",
     "check_targets",
     "flatten_dense",
     "restore_kind",
@@ -86,13 +87,20 @@ def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
     return value
 
 
-def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
-    """A finite real number > 0 (or >= 0 with ``allow_zero``)."""
+def check_real(value: Any, name: str) -> float:
+    """A finite real number (not bool), of any sign."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a real number, got {_describe(value)}")
     v = float(value)
-    ok = v >= 0 if allow_zero else v > 0
-    if not (np.isfinite(v) and ok):
+    if not np.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return v
+
+
+def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
+    """A finite real number > 0 (or >= 0 with ``allow_zero``)."""
+    v = check_real(value, name)
+    if not (v >= 0 if allow_zero else v > 0):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
     return v

@@ -87,6 +87,8 @@ CASES = [
     (lambda: mmce_loss(X, T, lam=-1.0), ValueError, "lam: expected a finite number >= 0"),
     (lambda: AdaFocalLoss(variant="x"), ValueError, "variant: expected one of"),
     (lambda: AdaFocalLoss(n_bins=0), ValueError, "n_bins: expected an integer >= 1"),
+    (lambda: AdaFocalLoss(gamma_init=float("nan")), ValueError, "gamma_init: expected a finite"),
+    (lambda: AdaFocalLoss(gamma_min="-2"), TypeError, "gamma_min: expected a real number"),
     (
         lambda: AdaFocalLoss(gamma_min=30.0),
         ValueError,

@@ -9,7 +9,6 @@ References:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -21,6 +20,7 @@ from focalcal._validation import (
     check_n_bins,
     check_positive,
     check_probabilities,
+    check_real,
     check_targets,
 )
 from focalcal.losses._kernel import focal_family_loss
@@ -158,24 +158,21 @@ class AdaFocalLoss(WeightedLoss):
         self.switch_threshold = check_positive(
             switch_threshold, "switch_threshold", allow_zero=True
         )
-        if isinstance(gamma_min, bool) or not isinstance(gamma_min, (int, float)):
-            raise TypeError(f"gamma_min: expected a real number, got {gamma_min!r}")
-        self.gamma_min = float(gamma_min)
+        self.gamma_min = check_real(gamma_min, "gamma_min")
         self.gamma_max = check_positive(gamma_max, "gamma_max", allow_zero=True)
-        if not (math.isfinite(self.gamma_min) and self.gamma_min <= self.gamma_max):
+        if self.gamma_min > self.gamma_max:
             raise ValueError(
                 f"gamma_min: expected a finite number <= gamma_max={self.gamma_max}, "
                 f"got {gamma_min!r}"
             )
-        if isinstance(gamma_init, bool) or not isinstance(gamma_init, (int, float)):
-            raise TypeError(f"gamma_init: expected a real number, got {gamma_init!r}")
+        gamma_init = check_real(gamma_init, "gamma_init")
         if not self.signed and gamma_init < 0:
             raise ValueError(
                 f"gamma_init: expected gamma_init >= 0 for variant {variant!r}, got {gamma_init}"
             )
         self.register_buffer("bin_edges", equal_width_edges(self.n_bins, dtype=torch.float64))
         self.register_buffer(
-            "bin_gammas", torch.full((self.n_bins,), float(gamma_init), dtype=torch.float64)
+            "bin_gammas", torch.full((self.n_bins,), gamma_init, dtype=torch.float64)
         )
 
     @property

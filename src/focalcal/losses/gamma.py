@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from focalcal._registry import Registry
-from focalcal._validation import check_positive
+from focalcal._validation import check_positive, check_real
 
 __all__ = [
     "FixedGamma",
@@ -73,11 +73,7 @@ class FixedGamma(GammaPolicy):
     constant = True
 
     def __init__(self, gamma: float) -> None:
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
-            raise TypeError(f"gamma: expected a real number, got {gamma!r}")
-        if not math.isfinite(gamma):
-            raise ValueError(f"gamma: expected a finite number, got {gamma!r}")
-        self.gamma = float(gamma)
+        self.gamma = check_real(gamma, "gamma")
 
     def __call__(self, p: Tensor) -> float:
         return self.gamma

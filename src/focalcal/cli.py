@@ -83,6 +83,11 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     recipe.add_argument("--preset", default="paper", help="paper (papers' protocol) or cpu (short)")
     recipe.add_argument("--epochs", type=int, help="training epochs (paper: 350; cpu: 20)")
+    recipe.add_argument(
+        "--train-size",
+        type=int,
+        help="train on a class-stratified subset of this many training samples (default: all)",
+    )
     recipe.add_argument("--batch-size", type=int, help="global batch, split across processes (128)")
     recipe.add_argument("--eval-batch-size", type=int, help="evaluation batch size (500)")
     recipe.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), help="optimiser (sgd)")
@@ -269,6 +274,7 @@ def _train(args: argparse.Namespace) -> int:
             model_options=dict(args.model_option or []) or None,
             dataset_options=dict(args.dataset_option or []) or None,
             ood_options=dict(args.ood_option or []) or None,
+            train_size=args.train_size,
             epochs=args.epochs,
             batch_size=args.batch_size,
             eval_batch_size=args.eval_batch_size,

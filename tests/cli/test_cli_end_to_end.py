@@ -208,8 +208,9 @@ def test_evaluate_adds_ood_sets_from_the_checkpoint(two_runs, tmp_path, tiny_fea
 def test_mixed_precision_training_on_cpu(tmp_path, tiny_features, train_args):
     run = tmp_path / "bf16"
     args = train_args(tiny_features["ind"], run, "flsd53", "--epochs", "1", "--precision",
-                      "bf16-mixed", "--n-bootstrap", "0")  # fmt: skip
+                      "bf16-mixed", "--n-bootstrap", "0", "--train-size", "40")  # fmt: skip
     assert main(args) == 0
-    assert json.loads((run / "config.json").read_text())["precision"] == "bf16-mixed"
+    config = json.loads((run / "config.json").read_text())
+    assert config["precision"] == "bf16-mixed" and config["train_size"] == 40
     with np.load(run / "logits.npz") as d:
         assert d["test_logits"].dtype == np.float32 and np.isfinite(d["test_logits"]).all()

@@ -8,7 +8,7 @@ from focalcal.cli import build_parser, main
 
 TRAIN_FLAGS = (
     "--dataset", "--model", "--loss", "--gamma", "--preset", "--out", "--data-root", "--ood",
-    "--epochs", "--batch-size", "--lr", "--momentum", "--weight-decay", "--milestones",
+    "--epochs", "--train-size", "--batch-size", "--lr", "--momentum", "--weight-decay", "--milestones",
     "--lr-decay", "--loss-reduction", "--grad-clip", "--seed", "--devices", "--num-nodes",
     "--strategy", "--precision", "--deterministic", "--resume", "--overwrite", "--ts-criterion",
     "--n-bootstrap", "--accelerator", "--model-option", "--loss-option", "--dataset-option",

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from focalcal.data import ArrayDataset, carve_split, paper_split_indices
+from focalcal.data import (
+    ArrayDataset,
+    carve_split,
+    paper_split_indices,
+    stratified_subset_indices,
+)
 
 
 def official_recipe(n: int, valid_size: float, seed: int) -> tuple[list[int], list[int]]:
@@ -72,3 +77,30 @@ def test_carve_split_keeps_file_order_and_sources():
     assert carve_split(ds, "train", 0, 1) is ds
     with pytest.raises(ValueError, match="val"):
         carve_split(ds, "val", 0, 1)
+
+
+@pytest.mark.parametrize("size", [1, 7, 10, 99, 100])
+def test_stratified_subset_keeps_class_shares(size):
+    labels = np.repeat([0, 1, 2, 3], [50, 30, 15, 5])
+    rng = np.random.default_rng(3)
+    labels = labels[rng.permutation(len(labels))]
+    idx = stratified_subset_indices(labels, size, seed=4)
+    assert len(idx) == size and len(np.unique(idx)) == size
+    assert np.all(np.diff(idx) > 0) and idx.dtype == np.int64
+    counts = np.bincount(labels[idx], minlength=4)
+    exact = np.bincount(labels, minlength=4) * size / len(labels)
+    # Hamilton's apportionment: every class within one sample of its exact share
+    assert np.all(np.abs(counts - exact) < 1.0), (counts, exact)
+    np.testing.assert_array_equal(idx, stratified_subset_indices(labels, size, seed=4))
+    if 1 < size < 100:
+        assert not np.array_equal(idx, stratified_subset_indices(labels, size, seed=5))
+
+
+def test_stratified_subset_bad_arguments():
+    labels = np.array([0, 1, 1, 2])
+    with pytest.raises(ValueError, match=r"size: expected at most the 4 available samples, got 5"):
+        stratified_subset_indices(labels, 5)
+    with pytest.raises(ValueError, match="size"):
+        stratified_subset_indices(labels, 0)
+    with pytest.raises(TypeError, match="targets: expected a 1-D integer array"):
+        stratified_subset_indices(labels.astype(float), 2)

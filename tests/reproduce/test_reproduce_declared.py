@@ -94,6 +94,7 @@ def test_cpu_vision_is_declared_on_the_issue_data(tmp_path: Path) -> None:
     specs = cifar.plan(tmp_path / "out", data_dir=tmp_path, seeds=1)
     cfg = specs[0].train_config()
     assert cfg.dataset == "imagefolder" and cfg.model in {"resnet8", "resnet20"}
+    assert cfg.train_size == 15000 and cfg.epochs == 20  # sized for a few CPU hours
     assert cfg.data_root == str(tmp_path / "cifar10-jpeg")
     assert cfg.ood[0].startswith("tiny_imagenet:") and cfg.ood[1].startswith("npz:")
     assert {d.key for d in suite.datasets} == {"cifar10-jpeg", "fashion-mnist"}

@@ -107,6 +107,22 @@ def test_adafocal_update_uses_the_validation_split_after_every_epoch(tmp_path, s
     assert any(not torch.equal(before[k], v) for k, v in expected.state_dict().items())
 
 
+def test_train_size_trains_on_a_stratified_subset_shared_by_every_run(small_npz):
+    full = load_splits(_config(small_npz, "ce"), with_ood=False).train
+    config = _config(small_npz, "ce", train_size=20)
+    splits = load_splits(config, with_ood=False)
+    assert len(splits.train) == 20
+    # each of the 5 classes keeps its share (27 training documents each after the carve)
+    assert torch.bincount(splits.train.targets, minlength=5).tolist() == [4] * 5
+    # a subset of the training split (not of validation/test), the same for any loss and seed
+    assert set(splits.train.source_indices.tolist()) <= set(full.source_indices.tolist())
+    other = load_splits(_config(small_npz, "dual_focal", train_size=20, seed=7), with_ood=False)
+    assert torch.equal(other.train.source_indices, splits.train.source_indices)
+    assert len(splits.val) == len(load_splits(_config(small_npz, "ce"), with_ood=False).val)
+    with pytest.raises(ValueError, match="train_size"):
+        _config(small_npz, "ce", train_size=0)
+
+
 def test_build_loss_uses_the_preset_reduction_and_gamma(small_npz):
     loss = build_loss(_config(small_npz, "dual_focal", gamma=4.0))
     assert loss.reduction == "sum"

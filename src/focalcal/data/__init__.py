@@ -38,7 +38,7 @@ from .base import (
 from .corruptions import CORRUPTIONS, corrupt, corrupt_dataset
 from .io import ChecksumError, extract_archive, md5sum
 from .ood import CIFAR_C_CORRUPTIONS, get_ood_dataset, resize_images
-from .splits import paper_split_indices
+from .splits import paper_split_indices, stratified_subset_indices
 from .transforms import BatchTransform, InMemoryLoader, make_batch_transform
 
 __all__ = [
@@ -64,4 +64,5 @@ __all__ = [
     "paper_split_indices",
     "resize_images",
     "resolve_normalization",
+    "stratified_subset_indices",
 ]

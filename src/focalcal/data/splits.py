@@ -6,7 +6,7 @@ import numpy as np
 
 from .._validation import check_int
 
-__all__ = ["paper_split_indices", "resolve_val_size"]
+__all__ = ["paper_split_indices", "resolve_val_size", "stratified_subset_indices"]
 
 
 def resolve_val_size(val_size: int | float, n: int) -> int:
@@ -62,3 +62,53 @@ def paper_split_indices(
     indices = np.arange(n, dtype=np.int64)
     np.random.RandomState(seed).shuffle(indices)
     return indices[count:].copy(), indices[:count].copy()
+
+
+def stratified_subset_indices(targets: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """Indices of a class-stratified random subset of ``size`` samples, sorted.
+
+    Every class keeps its share of the set: class ``k`` with ``n_k`` of ``n`` samples gets
+    ``floor(size · n_k / n)`` samples plus one for the classes with the largest remainders
+    (Hamilton's method), so the counts sum to ``size`` and each differs from the exact share by
+    less than one. The samples of a class are drawn with a private
+    ``np.random.RandomState(seed)``; the same ``(targets, size, seed)`` always give the same
+    subset, whatever the training seed, so runs that differ only in their loss or seed see the
+    same images.
+
+    Args:
+        targets: integer labels, shape (n,).
+        size: number of samples to keep, ``1 <= size <= n``.
+        seed: seed of the draw (default 0).
+
+    Returns:
+        int64 indices into ``targets``, increasing.
+
+    Example:
+        >>> import numpy as np
+        >>> from focalcal.data import stratified_subset_indices
+        >>> labels = np.repeat([0, 1, 2], [50, 30, 20])
+        >>> idx = stratified_subset_indices(labels, 10)
+        >>> np.bincount(labels[idx]).tolist()
+        [5, 3, 2]
+    """
+    targets = np.asarray(targets)
+    if targets.ndim != 1 or not np.issubdtype(targets.dtype, np.integer):
+        raise TypeError(
+            f"targets: expected a 1-D integer array, got {targets.dtype} shape {targets.shape}"
+        )
+    n = len(targets)
+    size = check_int(size, "size", min_value=1)
+    if size > n:
+        raise ValueError(f"size: expected at most the {n} available samples, got {size}")
+    seed = check_int(seed, "seed", min_value=0)
+    classes, counts = np.unique(targets, return_counts=True)
+    exact = counts * (size / n)
+    take = np.floor(exact).astype(np.int64)
+    remainder_order = np.argsort(-(exact - take), kind="stable")
+    take[remainder_order[: size - int(take.sum())]] += 1
+    rng = np.random.RandomState(seed)
+    chosen = [
+        rng.permutation(np.flatnonzero(targets == cls))[:k]
+        for cls, k in zip(classes, take, strict=True)
+    ]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)

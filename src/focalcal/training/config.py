@@ -85,7 +85,9 @@ def default_gamma(loss: str, dataset: str, model: str) -> float | None:
 class TrainConfig:
     """Everything that defines a training run (JSON-serialisable).
 
-    ``batch_size`` is the global batch: under DDP each of the ``W`` processes gets
+    ``train_size`` trains on a class-stratified subset of that many training samples, the same
+    for every loss and seed (:func:`focalcal.data.stratified_subset_indices`, seed 0); ``None``
+    uses the whole training split. ``batch_size`` is the global batch: under DDP each of the ``W`` processes gets
     ``batch_size / W`` samples. ``loss_reduction="sum"`` (the papers) sums the loss over the
     local batch; ``grad_clip`` clips the global gradient norm before every step.
     """
@@ -101,6 +103,7 @@ class TrainConfig:
     data_root: str | None = None
     ood: list[str] = field(default_factory=list)
     ood_options: dict[str, Any] = field(default_factory=dict)
+    train_size: int | None = None
     epochs: int = 350
     batch_size: int = 128
     eval_batch_size: int = 500
@@ -138,6 +141,8 @@ class TrainConfig:
                 raise TypeError(f"{name}: expected a dict, got {getattr(self, name)!r}")
         if not isinstance(self.ood, list) or not all(isinstance(o, str) for o in self.ood):
             raise TypeError(f"ood: expected a list of dataset names, got {self.ood!r}")
+        if self.train_size is not None:
+            check_int(self.train_size, "train_size", min_value=1)
         check_int(self.epochs, "epochs", min_value=1)
         check_int(self.batch_size, "batch_size", min_value=1)
         check_int(self.eval_batch_size, "eval_batch_size", min_value=1)

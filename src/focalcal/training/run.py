@@ -34,6 +34,7 @@ from ..data import (
     get_dataset,
     get_ood_dataset,
     make_batch_transform,
+    stratified_subset_indices,
 )
 from ..models import check_compatibility, get_model
 from ._io import atomic_save_npz, atomic_write_text
@@ -83,7 +84,8 @@ def load_splits(config: TrainConfig, *, with_train: bool = True, with_ood: bool 
     (:func:`focalcal.data.get_ood_dataset`), as the papers do; they are reported under ``NAME``
     (or the stem of ``ROOT`` when given). ``with_train=False``
     skips the training split (``train`` is then the validation split, same normalisation);
-    ``with_ood=False`` skips the OOD sets.
+    ``with_ood=False`` skips the OOD sets. ``config.train_size`` keeps a class-stratified
+    subset of the training split (:func:`focalcal.data.stratified_subset_indices`).
     """
     opts = dict(config.dataset_options)
 
@@ -92,6 +94,10 @@ def load_splits(config: TrainConfig, *, with_train: bool = True, with_ood: bool 
 
     val = load("val")
     train = load("train") if with_train else val
+    if with_train and config.train_size is not None:
+        train = train.subset(
+            stratified_subset_indices(train.targets.numpy(), config.train_size), split="train"
+        )
     test = load("test")
     ood: dict[str, ArrayDataset] = {}
     for spec in config.ood if with_ood else []:

@@ -116,48 +116,56 @@ class _FocalFamily(torch.autograd.Function):
             base = torch.where(inverse, 1.0 + p_y, base)
         tiny = _tiny(base.dtype)
         base = base.clamp_min_(tiny)
-        weighted_factor = base.pow(gamma).mul_(item_weight.unsqueeze(1))
-        total = item_weight.sum().clamp_min_(tiny) if reduction == "mean" else None
+        # the mean's 1/Σw (``_reduce.total_weight``) is folded into the item weights, so value and
+        # gradient share one scaling and backward has no division
+        scale = item_weight.unsqueeze(1)
+        if reduction == "mean":
+            scale = scale / item_weight.sum().clamp_min_(tiny)
+        weighted_factor = base.pow(gamma).mul_(scale)  # w·b^γ
+        # the items w·b^γ·log p_y (ℓ = −these); the reduction of ``_reduce.reduce_items``
+        weighted = weighted_factor * log_p_y
         ctx.scratch = None
         if ctx.needs_input_grad[0]:
-            # ℓ = b^γ·(−log p_y) with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
-            # ∂b/∂log p_j = p_j:  ∂ℓ/∂log p_y = b^γ (±γ p_y log p_y / b − 1),
-            # ∂ℓ/∂log p_j = −γ b^γ p_j log p_y / b. b is clamped > 0, so both stay finite.
+            # ℓ = −b^γ log p_y with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
+            # ∂b/∂log p_j = p_j:  ∂ℓ/∂log p_y = ±γ (p_y log p_y / b)·w b^γ − w b^γ,
+            # ∂ℓ/∂log p_j = −γ (p_j/b)·(w b^γ log p_y). b is clamped > 0 and p_j ≤ b, so both
+            # stay finite.
             if inverse is True:
                 signed_gamma = -gamma
             elif inverse is False:
                 signed_gamma = gamma
             else:
                 signed_gamma = torch.where(inverse, -gamma, gamma)
-            d_y = (p_y * log_p_y).div_(base).mul_(signed_gamma).sub_(1.0).mul_(weighted_factor)
+            # p_y·log p_y / b is bounded (b ≥ 1 − p_y ≈ −log p_y as p_y → 1), unlike p_y / b
+            slope = torch.mul(p_y, log_p_y).div_(base)
+            if isinstance(signed_gamma, Tensor):
+                d_y = torch.addcmul(
+                    weighted_factor.neg(), slope.mul_(signed_gamma), weighted_factor
+                )
+            else:
+                d_y = torch.addcmul(
+                    weighted_factor.neg(), slope, weighted_factor, value=signed_gamma
+                )
             d_j = None
             if runner_up:
-                d_j = (p_j * log_p_y).div_(base).mul_(gamma).mul_(weighted_factor).neg_()
+                d_j = torch.div(p_j, base).mul_(weighted)
+                d_j = d_j.mul_(gamma).neg_() if isinstance(gamma, Tensor) else d_j.mul_(-gamma)
                 if isinstance(inverse, Tensor):
                     d_j.masked_fill_(inverse, 0.0)
-            ctx.save_for_backward(log_p, index, d_y, index_j, d_j, total)
+            ctx.save_for_backward(log_p, index, d_y, index_j, d_j)
             # fresh (N, C) memory is costly on CPU (page faults): backward reuses this buffer
             ctx.scratch = scratch
-        # the reduction of ``_reduce.reduce_items`` (torch semantics), inlined; ``base`` is no
-        # longer needed and holds the weighted items
-        weighted = torch.mul(weighted_factor, log_p_y, out=base)
-        if reduction == "none":
-            out = weighted.neg_()
-        elif reduction == "sum":
-            out = weighted.sum().neg_()
-        else:
-            out = weighted.sum().div_(total).neg_()  # total: _reduce.total_weight
         ctx.reduction = reduction
-        return out.squeeze(1) if reduction == "none" else out
+        if reduction == "none":
+            return weighted.neg_().squeeze(1)
+        return weighted.sum().neg_()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        log_p, index, d_y, index_j, d_j, total = ctx.saved_tensors
+        log_p, index, d_y, index_j, d_j = ctx.saved_tensors
         if ctx.reduction == "none":
             grad_out = grad_out.unsqueeze(1)
-        elif ctx.reduction == "mean":
-            grad_out = grad_out / total
         # G = g_y e_y + g_j e_j, then log_softmax's own backward gives G − p·ΣG (as CE does).
         # The scratch buffer of forward serves once (a second backward, with retain_graph, must
         # not overwrite the gradient the first one returned, which autograd may keep as .grad).

@@ -326,6 +326,10 @@ def test_autocast_keeps_float32() -> None:
             assert value.dtype == torch.float32, name
             expected = get_loss(name)(logits.float(), target)
             torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-6)
+        # the functional form with keyword arguments is protected too
+        by_keyword = dual_focal_loss(logits=logits, target=target, gamma=3.0)
+        assert by_keyword.dtype == torch.float32
+        torch.testing.assert_close(by_keyword, dual_focal_loss(logits.float(), target, 3.0))
 
 
 def test_modules_hold_weight_as_buffer_and_expose_set_epoch() -> None:

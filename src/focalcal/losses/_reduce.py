@@ -107,7 +107,9 @@ def prepare(
     w = _check_weight(weight, num_classes, logits, validate)
     target = target.long()
     valid = target != ignore_index
-    safe_target = torch.where(valid, target, 0)
+    # ignored items get class 0 (safe to gather; their weight is 0): the product equals
+    # ``where(valid, target, 0)`` and is several times cheaper on CPU
+    safe_target = target * valid
     if w is None:
         item_weight = valid.to(logits.dtype)
     else:
@@ -143,8 +145,8 @@ def compute_in_fp32(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tensor = next((a for a in args if isinstance(a, Tensor)), None)
-        if tensor is not None and torch.is_autocast_enabled(tensor.device.type):
+        tensor = args[0] if args else kwargs.get("logits")
+        if isinstance(tensor, Tensor) and torch.is_autocast_enabled(tensor.device.type):
             with torch.autocast(device_type=tensor.device.type, enabled=False):
                 return fn(*args, **kwargs)
         return fn(*args, **kwargs)

@@ -121,6 +121,9 @@ def test_train_size_trains_on_a_stratified_subset_shared_by_every_run(small_npz)
     assert len(splits.val) == len(load_splits(_config(small_npz, "ce"), with_ood=False).val)
     with pytest.raises(ValueError, match="train_size"):
         _config(small_npz, "ce", train_size=0)
+    too_many = _config(small_npz, "ce", train_size=1000)
+    with pytest.raises(ValueError, match=r"train_size: expected at most the \d+ available"):
+        load_splits(too_many, with_ood=False)
 
 
 def test_build_loss_uses_the_preset_reduction_and_gamma(small_npz):

@@ -64,7 +64,9 @@ def paper_split_indices(
     return indices[count:].copy(), indices[:count].copy()
 
 
-def stratified_subset_indices(targets: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+def stratified_subset_indices(
+    targets: np.ndarray, size: int, seed: int = 0, *, name: str = "size"
+) -> np.ndarray:
     """Indices of a class-stratified random subset of ``size`` samples, sorted.
 
     Every class keeps its share of the set: class ``k`` with ``n_k`` of ``n`` samples gets
@@ -79,6 +81,7 @@ def stratified_subset_indices(targets: np.ndarray, size: int, seed: int = 0) -> 
         targets: integer labels, shape (n,).
         size: number of samples to keep, ``1 <= size <= n``.
         seed: seed of the draw (default 0).
+        name: how errors about ``size`` name it (e.g. ``"train_size"``).
 
     Returns:
         int64 indices into ``targets``, increasing.
@@ -97,9 +100,9 @@ def stratified_subset_indices(targets: np.ndarray, size: int, seed: int = 0) -> 
             f"targets: expected a 1-D integer array, got {targets.dtype} shape {targets.shape}"
         )
     n = len(targets)
-    size = check_int(size, "size", min_value=1)
+    size = check_int(size, name, min_value=1)
     if size > n:
-        raise ValueError(f"size: expected at most the {n} available samples, got {size}")
+        raise ValueError(f"{name}: expected at most the {n} available samples, got {size}")
     seed = check_int(seed, "seed", min_value=0)
     classes, counts = np.unique(targets, return_counts=True)
     exact = counts * (size / n)

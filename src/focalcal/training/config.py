@@ -87,8 +87,8 @@ class TrainConfig:
 
     ``train_size`` trains on a class-stratified subset of that many training samples, the same
     for every loss and seed (:func:`focalcal.data.stratified_subset_indices`, seed 0); ``None``
-    uses the whole training split. ``batch_size`` is the global batch: under DDP each of the ``W`` processes gets
-    ``batch_size / W`` samples. ``loss_reduction="sum"`` (the papers) sums the loss over the
+    uses the whole training split. ``batch_size`` is the global batch: under DDP each of the
+    ``W`` processes gets ``batch_size / W`` samples. ``loss_reduction="sum"`` (the papers) sums the loss over the
     local batch; ``grad_clip`` clips the global gradient norm before every step.
     """
 

@@ -96,7 +96,8 @@ def load_splits(config: TrainConfig, *, with_train: bool = True, with_ood: bool 
     train = load("train") if with_train else val
     if with_train and config.train_size is not None:
         train = train.subset(
-            stratified_subset_indices(train.targets.numpy(), config.train_size), split="train"
+            stratified_subset_indices(train.targets.numpy(), config.train_size, name="train_size"),
+            split="train",
         )
     test = load("test")
     ood: dict[str, ArrayDataset] = {}

@@ -379,7 +379,8 @@ SUITES.register("cpu-text", "text")(
 SUITES.register("cpu-vision", "vision")(
     lambda: Suite(
         name="cpu-vision",
-        description="CIFAR-10 (JPEG q75 copy) ResNet-8 and Fashion-MNIST small CNN (CPU, hours)",
+        description="CIFAR-10 (JPEG q75 copy) ResNet-8 and Fashion-MNIST small CNN, 15k-image "
+        "training subsets (CPU, about an hour per dataset)",
         datasets=(
             DatasetSpec(
                 key="cifar10-jpeg",

@@ -10,22 +10,9 @@ from torch.autograd import gradcheck
 
 from focalcal.losses import AdaDualFocalLoss, AdaFocalLoss, get_loss
 from focalcal.losses.gamma import LambertWGamma
+from loss_contract import CONTRACT_LOSSES
 
-NAMES = [
-    "ce",
-    "focal",
-    "flsd53",
-    "flsd52",
-    "dual_focal",
-    "dual_flsd53",
-    "adafocal",
-    "ada_dual_focal",
-    "brier",
-    "mmce",
-    "mmce_weighted",
-    "label_smoothing",
-    "inverse_focal",
-]
+NAMES = list(CONTRACT_LOSSES)
 
 
 def _inputs(shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

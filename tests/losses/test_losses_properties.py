@@ -26,23 +26,10 @@ from focalcal.losses import (
     inverse_focal_loss,
     label_smoothing_loss,
 )
+from loss_contract import CONTRACT_LOSSES
 
 SETTINGS = settings(max_examples=15, deadline=None)
-ALL_NAMES = [
-    "ce",
-    "focal",
-    "flsd53",
-    "flsd52",
-    "dual_focal",
-    "dual_flsd53",
-    "adafocal",
-    "ada_dual_focal",
-    "brier",
-    "mmce",
-    "mmce_weighted",
-    "label_smoothing",
-    "inverse_focal",
-]
+ALL_NAMES = list(CONTRACT_LOSSES)
 
 
 def reference_row_losses(

@@ -16,6 +16,7 @@ from focalcal.training.module import CalibrationModule, epoch_seed
 from focalcal.training.predict import predict_logits
 from focalcal.training.run import build_loss, build_model, load_splits, train
 from focalcal.training.trainer import make_trainer
+from loss_contract import CONTRACT_LOSSES
 
 L = pytest.importorskip("lightning")
 
@@ -141,12 +142,6 @@ def test_epoch_seed_is_distinct_and_stable():
     seeds = {epoch_seed(s, e, r) for s in range(3) for e in range(50) for r in range(4)}
     assert len(seeds) == 3 * 50 * 4
     assert epoch_seed(1, 7, 0) == epoch_seed(1, 7, 0)
-
-
-CONTRACT_LOSSES = (
-    "ce", "focal", "flsd53", "flsd52", "dual_focal", "dual_flsd53", "adafocal", "ada_dual_focal",
-    "brier", "mmce", "mmce_weighted", "label_smoothing", "inverse_focal",
-)  # fmt: skip
 
 
 @pytest.mark.parametrize("loss", CONTRACT_LOSSES)

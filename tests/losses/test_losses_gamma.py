@@ -106,6 +106,18 @@ def test_policy_objects_and_validation() -> None:
     assert isinstance(get_gamma_policy(FixedGamma(1.5)), FixedGamma)
     custom = ThresholdGamma((0.1, 0.3, 0.6), (8.0, 5.0, 3.0), default=1.0)
     assert custom(torch.tensor([0.05, 0.2, 0.5, 0.7])).tolist() == [8.0, 5.0, 3.0, 1.0]
+    # redundant steps (equal neighbours) and non-representable γ: exact values at the boundaries
+    p = torch.tensor([0.0, 0.1, 0.2999, 0.3, 0.45, 0.6, 0.7, 1.0])
+    for thresholds, gammas, default in [
+        ((0.1, 0.3, 0.6), (8.0, 8.0, 3.0), 3.0),
+        ((0.1, 0.3, 0.6), (0.3, 0.1, 0.7), 0.3),
+        ((0.3,), (2.0,), 2.0),
+    ]:
+        expected = torch.full_like(p, default)
+        for threshold, value in zip(reversed(thresholds), reversed(gammas), strict=True):
+            expected = torch.where(p < threshold, value, expected)
+        got = ThresholdGamma(thresholds, gammas, default=default)(p)
+        assert torch.equal(got, expected), (thresholds, gammas, got, expected)
     with pytest.raises(ValueError, match="thresholds: expected strictly increasing"):
         ThresholdGamma((0.5, 0.2), (5.0, 3.0), default=3.0)
     with pytest.raises(ValueError, match="gamma_max: expected >= gamma_min"):

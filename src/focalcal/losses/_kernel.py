@@ -2,7 +2,7 @@ r"""The fused kernel of every focal-type loss (focal, FLSD, dual focal, inverse 
 
 All of them are, per item,
 
-.. math:: \ell = -b^{\gamma}\log p_y,\qquad
+.. math:: \ell = -w_y\,b^{\gamma}\log p_y,\qquad
           b = \begin{cases} 1 - p_y + p_j & \text{focal / dual focal } (p_j = 0 \text{ for focal})\\
           1 + p_y & \text{inverse focal}\end{cases}
 
@@ -12,13 +12,14 @@ with γ a constant or a per-item value computed from detached probabilities. One
 .. math:: \frac{\partial \ell}{\partial z} = g_y (e_y - p) + g_j (e_j - p),\quad
           g_y = \frac{\partial \ell}{\partial \log p_y},\ g_j = \frac{\partial \ell}{\partial \log p_j}
 
-computed as ``log_softmax``'s own backward applied to the two-entry-per-row tensor
-:math:`g_y e_y + g_j e_j` (the same two kernels as cross-entropy's backward), instead of
-autograd's chain through gather, masking, max and log_softmax. The per-row derivatives are closed
-forms computed in forward, and the reduction (torch semantics, ``_reduce``) is folded in, so the
-only (N, C) work beyond cross-entropy's is the runner-up search of dual focal loss. First-order
-only (a second derivative raises). Checked with float64 ``gradcheck`` and against plain autograd
-references in the tests.
+with cross-entropy's own native kernels: ``log_softmax``, ``nll_loss`` (the gather of
+:math:`-\log p_y`, ``ignore_index`` and the mean's total weight) and, in backward,
+``nll_loss_backward`` (the (N, C) tensor :math:`g_y e_y`, ignored items skipped) and
+``log_softmax``'s backward. The per-item derivatives are closed forms computed in forward, so
+the only (N, C) work beyond cross-entropy's is the runner-up search of dual focal loss, and the
+Python-side work is a few per-item operations (the fixed cost of a call, which dominates small
+batches on CPU). First-order only (a second derivative raises). Checked with float64
+``gradcheck`` and against plain autograd references in the tests.
 """
 
 from __future__ import annotations
@@ -37,57 +38,97 @@ __all__ = ["GammaFn", "focal_family_loss", "runner_up_of"]
 #: detached; ``p_j`` is None when the loss has no runner-up term.
 GammaFn = Callable[[Tensor, Tensor | None], tuple[Tensor | float, Tensor | bool]]
 
-# A finite stand-in for -inf when masking (sign arithmetic is much faster than where/masked_fill
-# on CPU); exp(-1e30) == 0 in every float dtype.
-_MASK = 1e30
+_NONE, _MEAN, _SUM = 0, 1, 2  # at::Reduction
+_REDUCTION_CODE = {"none": _NONE, "mean": _MEAN, "sum": _SUM}
+
+_nll_forward = torch.ops.aten.nll_loss_forward.default
+_nll2d_forward = torch.ops.aten.nll_loss2d_forward.default
+_nll_backward = torch.ops.aten.nll_loss_backward.default
+_nll_backward_out = torch.ops.aten.nll_loss_backward.grad_input
+_nll2d_backward = torch.ops.aten.nll_loss2d_backward.default
+_nll2d_backward_out = torch.ops.aten.nll_loss2d_backward.grad_input
+
+
+class _Consts:
+    """Per-dtype constants of the runner-up search (see :func:`runner_up_of`)."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        info = torch.finfo(dtype)
+        self.tiny = info.tiny
+        # float32: 2^40 lifts the smallest gap between a non-candidate and the threshold
+        # (2^-25, see runner_up_of) to 2^15, below every log-probability whose exp is non-zero
+        # (> −104); float64: 2^-54·2^70 = 2^16 (exp underflows below −745)
+        self.mask_scale = 2.0**40 if dtype != torch.float64 else 2.0**70
+        self.index_scale = 2.0**50 if dtype != torch.float64 else 2.0**80
+        self.threshold_floor = -1e20 if dtype != torch.float64 else -1e200
+
+
+_CONSTS: dict[torch.dtype, _Consts] = {}
+
+
+def _consts(dtype: torch.dtype) -> _Consts:
+    consts = _CONSTS.get(dtype)
+    if consts is None:
+        consts = _CONSTS[dtype] = _Consts(dtype)
+    return consts
 
 
 def runner_up_of(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor]:
     r""":math:`\log p_j = \max\{\log p_c : \log p_c < \log p_y\}` and its lowest index j (keepdim).
 
-    Classes with :math:`\log p_c \ge \log p_y` (the target, ties with it, larger ones) are pushed
-    down by ``1e30·(sign(log p_c − log p_y) + 1)``, exactly 0 for candidates, so the maximum is an
-    exact log-probability; with no candidate it is ≈ −1e30 (:math:`p_j = 0`).
-
-    The index comes from ``amax`` of ``score_c = (masked_c − log p_j)·S − c``, which is exactly
-    ``−c`` on the maximum and below ``−C`` elsewhere: a candidate has :math:`p_c < p_y` so
-    :math:`p_c < 1/2` and :math:`|\log p_c| > \log 2`, hence two distinct candidates differ by at
-    least 2^-24 ≈ 6e-8 (float32) or 2^-53 ≈ 1.1e-16 (float64), and S = 1e15 / 1e24 lifts that
-    above any class count up to 1e7.
-    Elementwise sign/add and ``amax`` are several times faster than ``where``/``masked_fill`` and
-    ``max(dim)``/``argmax`` on CPU.
+    ``log_p`` is (N, C, ...) and ``log_p_y`` (N, 1, ...). Rows with no candidate (target smallest
+    or all tied) give a log-probability whose exp is 0 (:math:`p_j = 0`) and some valid index.
+    See :func:`_runner_up` for the exactness argument.
     """
     log_p_j, index_j, _ = _runner_up(log_p, log_p_y)
     return log_p_j, index_j
 
 
 def _runner_up(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`runner_up_of`, also returning its (N, C) scratch tensor for reuse."""
+    r""":func:`runner_up_of`, also returning its (N, C) scratch tensor for reuse.
+
+    Candidates are the classes with :math:`\log p_c \le t`, where t is the float just below
+    :math:`\log p_y` (``nextafter``), so ties with :math:`p_y` are excluded exactly. With
+    :math:`B = 2^{40}` (float32; :math:`2^{70}` float64), the masked value is
+
+    .. math:: m_c = \min\bigl(\log p_c,\ B t - B \log p_c\bigr)
+
+    which is exactly :math:`\log p_c` for a candidate (the second term is ≥ 0, scaling by a power
+    of two is exact and rounding keeps the sign) and at most :math:`-B\,\mathrm{ulp}(t)` for the
+    others. When :math:`\log p_y > -0.3` the ulp could be tiny, so t is lowered by
+    :math:`4(\log p_y + 0.3)`: candidates then have :math:`p_c < 1 - p_y < 0.26` and lie more than
+    0.3 below t, while the others sit at least 0.2 above it; otherwise ulp(t) ≥ 2^-25 (2^-54).
+    Either way the others land below −2^15, where :math:`e^{m}` is 0, so a maximum that is not a
+    candidate only happens when every candidate has :math:`p_c = 0` as well. Two elementwise
+    passes and an ``amax`` (``where``/``masked_fill``/comparisons are several times slower on CPU).
+
+    The index comes from ``amax`` of :math:`(m_c - \log p_j) S - c` (:math:`S = 2^{50}`, float64
+    :math:`2^{80}`), exactly :math:`-j` at the maximum and below :math:`-C` elsewhere: two
+    distinct candidates have :math:`p_c < 1/2`, so :math:`|\log p_c| > \log 2` and they differ by
+    at least 2^-24 (2^-53), which S lifts above any class count below 6e7.
+    """
+    consts = _consts(log_p.dtype)
     num_classes = log_p.shape[1]
-    masked = (log_p - log_p_y).sign_().add_(1.0)
-    torch.add(log_p, masked, alpha=-_MASK, out=masked)
+    threshold = torch.nextafter(log_p_y, log_p_y.new_full((), -torch.inf))
+    lift = torch.add(log_p_y, 0.3).clamp_min_(0.0)
+    threshold.sub_(lift, alpha=4.0).clamp_min_(consts.threshold_floor)
+    big = consts.mask_scale
+    masked = torch.add(threshold.mul_(big), log_p, alpha=-big)
+    torch.minimum(log_p, masked, out=masked)
     log_p_j = masked.amax(dim=1, keepdim=True)
     shape = [1] * log_p.ndim
     shape[1] = num_classes
     neg_classes = torch.arange(0, -num_classes, -1, device=log_p.device, dtype=log_p.dtype)
-    scale = 1e15 if log_p.dtype == torch.float32 else 1e24
-    torch.add(neg_classes.view(shape), masked.sub_(log_p_j), alpha=scale, out=masked)
-    # rows without a candidate score ties of −1e30 (any index works: their g_j is 0); clamp anyway
-    index_j = masked.amax(dim=1, keepdim=True).neg_().clamp_(0, num_classes - 1).round_().long()
-    return log_p_j, index_j, masked
+    masked.sub_(log_p_j.clamp_min(torch.finfo(log_p.dtype).min))
+    torch.add(neg_classes.view(shape), masked, alpha=consts.index_scale, out=masked)
+    # rows whose every entry is -inf (no candidate, saturated logits) give inf or nan: their
+    # p_j is 0 and any index in range serves
+    index_j = masked.amax(dim=1, keepdim=True).neg_().nan_to_num_(0.0).clamp_(0, num_classes - 1)
+    return log_p_j, index_j.long(), masked
 
 
 #: Gradients with at least this many elements are written in place on CPU (see ``backward``).
 _IN_PLACE_NUMEL = 1 << 20
-
-_TINY: dict[torch.dtype, float] = {}
-
-
-def _tiny(dtype: torch.dtype) -> float:
-    tiny = _TINY.get(dtype)
-    if tiny is None:
-        tiny = _TINY[dtype] = torch.finfo(dtype).tiny
-    return tiny
 
 
 class _FocalFamily(torch.autograd.Function):
@@ -96,18 +137,28 @@ class _FocalFamily(torch.autograd.Function):
         ctx: Any,
         logits: Tensor,
         target: Tensor,
-        item_weight: Tensor,
+        weight: Tensor | None,
+        ignore_index: int,
         reduction: str,
         gamma_fn: GammaFn,
         runner_up: bool,
     ) -> Tensor:
         log_p = torch.log_softmax(logits, dim=1)
-        index = target.unsqueeze(1)
-        log_p_y = log_p.gather(1, index)
+        # (N, C) stays 2-D; (N, C, d1, ...) is viewed as (N, C, 1, D) for nll_loss2d
+        flat = log_p
+        if log_p.ndim not in (2, 4):
+            flat = log_p.reshape(log_p.shape[0], log_p.shape[1], 1, -1)
+        flat_target = target if target.ndim in (1, 3) else target.reshape(target.shape[0], 1, -1)
+        nll_forward = _nll_forward if flat.ndim == 2 else _nll2d_forward
+        # −log p_y, 0 for ignored items (the total is not computed without a reduction)
+        nll, unused_total = nll_forward(flat, flat_target, None, _NONE, ignore_index)
+        log_p_y = nll.neg()
         p_y = log_p_y.exp()
         base = torch.expm1(log_p_y).neg_()
+        consts = _consts(log_p.dtype)
         if runner_up:
-            log_p_j, index_j, scratch = _runner_up(log_p, log_p_y)
+            log_p_j, index_j, scratch = _runner_up(flat, log_p_y.unsqueeze(1))
+            log_p_j = log_p_j.squeeze(1)
             p_j = log_p_j.exp()
             base.add_(p_j)
         else:
@@ -117,66 +168,80 @@ class _FocalFamily(torch.autograd.Function):
             base = 1.0 + p_y
         elif inverse is not False:
             base = torch.where(inverse, 1.0 + p_y, base)
-        tiny = _tiny(base.dtype)
-        base = base.clamp_min_(tiny)
-        # the mean's 1/Σw (``_reduce.total_weight``) is folded into the item weights, so value and
-        # gradient share one scaling and backward has no division
-        scale = item_weight.unsqueeze(1)
-        if reduction == "mean":
-            scale = scale / item_weight.sum().clamp_min_(tiny)
-        weighted_factor = base.pow(gamma).mul_(scale)  # w·b^γ
-        # the items w·b^γ·log p_y (ℓ = −these); the reduction of ``_reduce.reduce_items``
-        weighted = weighted_factor * log_p_y
+        base = base.clamp_min_(consts.tiny)
+        factor = base.pow(gamma)  # b^γ
+        if weight is not None:
+            # ignored items read class 0's weight: their −log p_y is 0 and backward skips them
+            factor.mul_(weight[flat_target * (flat_target != ignore_index)])
+        code = _REDUCTION_CODE[reduction]
+        if code == _MEAN:
+            # Σ w over counted items; a batch with none has mean 0 (torch: NaN)
+            _, total = nll_forward(flat, flat_target, weight, _MEAN, ignore_index)
+            scale = total.clamp_min_(consts.tiny).reciprocal_()
+        else:
+            scale = None
+        if code == _NONE:
+            value = torch.mul(factor, nll).view(target.shape)
+        else:
+            value = torch.dot(factor.view(-1), nll.view(-1))
+            if scale is not None:
+                value = value.mul_(scale)
         ctx.scratch = None
         if ctx.needs_input_grad[0]:
-            # ℓ = −b^γ log p_y with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
-            # ∂b/∂log p_j = p_j:  ∂ℓ/∂log p_y = ±γ (p_y log p_y / b)·w b^γ − w b^γ,
-            # ∂ℓ/∂log p_j = −γ (p_j/b)·(w b^γ log p_y). b is clamped > 0 and p_j ≤ b, so both
-            # stay finite.
+            # ℓ = w b^γ·nll with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
+            # ∂b/∂log p_j = p_j. nll_loss_backward puts −g at y, so g = −∂ℓ/∂log p_y =
+            # w b^γ (1 ± γ p_y·nll / b); ∂ℓ/∂log p_j = γ (p_j / b)·w b^γ·nll. p_y·nll / b is
+            # bounded (b ≥ 1 − p_y ≈ nll as p_y → 1) and p_j ≤ b, so both stay finite.
             if inverse is True:
-                signed_gamma = -gamma
+                signed_gamma: Tensor | float = -gamma
             elif inverse is False:
                 signed_gamma = gamma
             else:
                 signed_gamma = torch.where(inverse, -gamma, gamma)
-            # p_y·log p_y / b is bounded (b ≥ 1 − p_y ≈ −log p_y as p_y → 1), unlike p_y / b
-            slope = torch.mul(p_y, log_p_y).div_(base)
+            slope = torch.mul(p_y, nll).div_(base)
             if isinstance(signed_gamma, Tensor):
-                d_y = torch.addcmul(
-                    weighted_factor.neg(), slope.mul_(signed_gamma), weighted_factor
-                )
+                neg_d_y = torch.addcmul(factor, slope.mul_(signed_gamma), factor)
             else:
-                d_y = torch.addcmul(
-                    weighted_factor.neg(), slope, weighted_factor, value=signed_gamma
-                )
+                neg_d_y = torch.addcmul(factor, slope, factor, value=signed_gamma)
             d_j = None
             if runner_up:
-                d_j = torch.div(p_j, base).mul_(weighted)
-                d_j = d_j.mul_(gamma).neg_() if isinstance(gamma, Tensor) else d_j.mul_(-gamma)
+                d_j = torch.div(p_j, base).mul_(factor).mul_(nll).mul_(gamma)
                 if isinstance(inverse, Tensor):
                     d_j.masked_fill_(inverse, 0.0)
-            ctx.save_for_backward(log_p, index, d_y, index_j, d_j)
+                d_j = d_j.unsqueeze(1)
+            if scale is not None:
+                # after the products with nll (0 for ignored items), so no inf·0 arises
+                neg_d_y.mul_(scale)
+                if d_j is not None:
+                    d_j.mul_(scale)
+            ctx.save_for_backward(flat, flat_target, neg_d_y, index_j, d_j)
+            ctx.ignore_index = ignore_index
+            ctx.unused_total = unused_total
+            ctx.logits_shape = logits.shape
             # fresh (N, C) memory is costly on CPU (page faults): backward reuses this buffer
             ctx.scratch = scratch
-        ctx.reduction = reduction
-        if reduction == "none":
-            return weighted.neg_().squeeze(1)
-        return weighted.sum().neg_()
+        return value
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        log_p, index, d_y, index_j, d_j = ctx.saved_tensors
-        if ctx.reduction == "none":
-            grad_out = grad_out.unsqueeze(1)
+        log_p, target, neg_d_y, index_j, d_j = ctx.saved_tensors
+        if grad_out.ndim:
+            grad_out = grad_out.reshape(neg_d_y.shape)
         # G = g_y e_y + g_j e_j, then log_softmax's own backward gives G − p·ΣG (as CE does).
         # The scratch buffer of forward serves once (a second backward, with retain_graph, must
         # not overwrite the gradient the first one returned, which autograd may keep as .grad).
         sparse, ctx.scratch = ctx.scratch, None
-        sparse = torch.zeros_like(log_p) if sparse is None else sparse.zero_()
-        sparse.scatter_(1, index, d_y * grad_out)
+        args = (neg_d_y * grad_out, log_p, target, None, _NONE, ctx.ignore_index, ctx.unused_total)
+        if sparse is None:
+            sparse = (_nll_backward if log_p.ndim == 2 else _nll2d_backward)(*args)
+        else:
+            out = _nll_backward_out if log_p.ndim == 2 else _nll2d_backward_out
+            sparse = out(*args, grad_input=sparse)
         if d_j is not None:
-            sparse.scatter_add_(1, index_j, d_j * grad_out)
+            sparse.scatter_add_(
+                1, index_j, d_j * (grad_out.unsqueeze(1) if grad_out.ndim else grad_out)
+            )
         # Large CPU gradients are written in place (the kernel reads each element before writing
         # it): a fresh allocation that size is mapped anew and page-faults on first touch (8×21×
         # 128×128: 8% of the step). Smaller ones recycle heap memory, where the aliased ``out=``
@@ -186,26 +251,28 @@ class _FocalFamily(torch.autograd.Function):
             grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype, out=sparse)
         else:
             grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype)
-        return grad, None, None, None, None, None
+        return grad.reshape(ctx.logits_shape), None, None, None, None, None, None
 
 
 def focal_family_loss(
     logits: Tensor,
     target: Tensor,
-    item_weight: Tensor,
+    weight: Tensor | None,
+    ignore_index: int,
     reduction: str,
     gamma_fn: GammaFn,
     *,
     runner_up: bool = False,
 ) -> Tensor:
-    r"""Reduced focal-family loss :math:`-b^{\gamma}\log p_y` (see the module docstring).
+    r"""Reduced focal-family loss :math:`-w_y b^{\gamma}\log p_y` (see the module docstring).
 
     Args:
         logits: (N, C, d1, ...) float32/float64 logits.
-        target: (N, d1, ...) int64 labels, all in range (ignored items already replaced).
-        item_weight: (N, d1, ...) per-item weights (0 for ignored items), from ``prepare``.
+        target: (N, d1, ...) int64 labels in range or equal to ``ignore_index``.
+        weight: (C,) class weights in the logits' dtype, or None.
+        ignore_index: items with this target contribute nothing (not to the mean's total either).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (torch semantics, see ``_reduce``).
-        gamma_fn: maps detached ``(p_y, p_j)`` (shape (N, 1, d1, ...)) to ``(gamma, inverse)``.
+        gamma_fn: maps detached ``(p_y, p_j)`` (one value per item) to ``(gamma, inverse)``.
         runner_up: include :math:`p_j`, the largest probability strictly below :math:`p_y` (dual
             focal). Ties with :math:`p_y` are excluded; among tied candidates the gradient goes to
             the lowest class index, as ``topk`` does on CPU in the official code.
@@ -213,4 +280,4 @@ def focal_family_loss(
     Returns:
         A scalar, or (N, d1, ...) for ``"none"``; differentiable w.r.t. ``logits`` (first order).
     """
-    return _FocalFamily.apply(logits, target, item_weight, reduction, gamma_fn, runner_up)
+    return _FocalFamily.apply(logits, target, weight, ignore_index, reduction, gamma_fn, runner_up)

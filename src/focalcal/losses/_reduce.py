@@ -20,6 +20,7 @@ __all__ = [
     "REDUCTIONS",
     "LossInput",
     "WeightedLoss",
+    "check_inputs",
     "compute_in_fp32",
     "prepare",
     "reduce_items",
@@ -73,18 +74,20 @@ def _check_weight(weight: Any, num_classes: int, like: Tensor, validate: bool) -
     return weight.to(device=like.device, dtype=like.dtype)
 
 
-def prepare(
+def check_inputs(
     logits: Any,
     target: Any,
     weight: Tensor | None = None,
     ignore_index: int = -100,
     reduction: str = "mean",
     validate: bool = True,
-) -> LossInput:
-    """Validate ``(logits, target)`` and build the per-item weights.
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Validate a loss's arguments; return ``(logits, target, weight)`` in compute layout.
 
-    Shape/dtype checks always run (no device sync); value checks (finite logits, labels in range,
-    non-negative weights) run only with ``validate=True``.
+    The logits come back in float32 for fp16/bf16 input, the target as int64 (``ignore_index``
+    kept), the class weights in the logits' dtype and device. Shape/dtype checks always run (no
+    device sync); value checks (finite logits, labels in range, non-negative weights) run only
+    with ``validate=True``.
     """
     logits = check_logits(logits, "logits", validate=validate)
     check_choice(reduction, "reduction", REDUCTIONS)
@@ -104,8 +107,19 @@ def prepare(
         )
     if logits.dtype in _LOW_PRECISION:
         logits = logits.float()
-    w = _check_weight(weight, num_classes, logits, validate)
-    target = target.long()
+    return logits, target.long(), _check_weight(weight, num_classes, logits, validate)
+
+
+def prepare(
+    logits: Any,
+    target: Any,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> LossInput:
+    """:func:`check_inputs`, plus the per-item weights and a gather-safe target."""
+    logits, target, w = check_inputs(logits, target, weight, ignore_index, reduction, validate)
     valid = target != ignore_index
     # ignored items get class 0 (safe to gather; their weight is 0): the product equals
     # ``where(valid, target, 0)`` and is several times cheaper on CPU

@@ -24,7 +24,7 @@ from focalcal._validation import (
     check_targets,
 )
 from focalcal.losses._kernel import focal_family_loss
-from focalcal.losses._reduce import WeightedLoss, compute_in_fp32, prepare
+from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32
 from focalcal.metrics.binning import assign_bins, bin_sums, equal_mass_edges, equal_width_edges
 
 __all__ = ["AdaDualFocalLoss", "AdaFocalLoss", "adafocal_gamma_update", "calibration_gaps"]
@@ -218,11 +218,12 @@ class AdaFocalLoss(WeightedLoss):
 
     @compute_in_fp32
     def _loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        x = prepare(logits, target, **self._common())
+        logits, target, weight = check_inputs(logits, target, **self._common())
         return focal_family_loss(
-            x.logits,
-            x.target,
-            x.item_weight,
+            logits,
+            target,
+            weight,
+            self.ignore_index,
             self.reduction,
             self._gamma,
             runner_up=self._runner_up,

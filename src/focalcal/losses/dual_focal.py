@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from focalcal.losses._kernel import focal_family_loss
-from focalcal.losses._reduce import compute_in_fp32, prepare
+from focalcal.losses._reduce import check_inputs, compute_in_fp32
 from focalcal.losses.focal import GammaLoss, gamma_of
 from focalcal.losses.gamma import GammaPolicy, get_gamma_policy
 
@@ -66,11 +66,12 @@ def dual_focal_loss(
         >>> loss.backward()
     """
     policy = get_gamma_policy(gamma)
-    x = prepare(logits, target, weight, ignore_index, reduction, validate)
+    logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
     return focal_family_loss(
-        x.logits,
-        x.target,
-        x.item_weight,
+        logits,
+        target,
+        weight,
+        ignore_index,
         reduction,
         lambda p_y, p_j: (gamma_of(policy, p_y - p_j), False),
         runner_up=True,

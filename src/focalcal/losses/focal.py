@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from focalcal.losses._kernel import focal_family_loss
-from focalcal.losses._reduce import WeightedLoss, compute_in_fp32, prepare
+from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32
 from focalcal.losses.gamma import GammaPolicy, get_gamma_policy
 
 __all__ = [
@@ -79,11 +79,12 @@ def focal_loss(
         >>> loss.backward()
     """
     policy = get_gamma_policy(gamma)
-    x = prepare(logits, target, weight, ignore_index, reduction, validate)
+    logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
     return focal_family_loss(
-        x.logits,
-        x.target,
-        x.item_weight,
+        logits,
+        target,
+        weight,
+        ignore_index,
         reduction,
         lambda p_y, p_j: (gamma_of(policy, p_y), False),
     )
@@ -117,9 +118,14 @@ def inverse_focal_loss(
         >>> inverse_focal_loss(logits, torch.tensor([0]), gamma=1.0).backward()
     """
     policy = get_gamma_policy(gamma)
-    x = prepare(logits, target, weight, ignore_index, reduction, validate)
+    logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
     return focal_family_loss(
-        x.logits, x.target, x.item_weight, reduction, lambda p_y, p_j: (gamma_of(policy, p_y), True)
+        logits,
+        target,
+        weight,
+        ignore_index,
+        reduction,
+        lambda p_y, p_j: (gamma_of(policy, p_y), True),
     )
 
 

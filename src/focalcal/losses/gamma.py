@@ -118,15 +118,23 @@ class ThresholdGamma(GammaPolicy):
         self.thresholds = tuple(thresholds)
         self.gammas = tuple(gammas)
         self.default = float(default)
+        # the (threshold, γ) pairs that change anything, largest threshold first: a threshold
+        # whose γ equals the one above it (FLSD-53's 0.5 → 3 = default) is skipped
+        steps: list[tuple[float, float]] = []
+        above = self.default
+        for threshold, value in zip(reversed(self.thresholds), reversed(self.gammas), strict=True):
+            if value != above:
+                steps.append((threshold, value))
+            above = value
+        self._steps = tuple(steps)
 
     def __call__(self, p: Tensor) -> Tensor:
         # Select by arithmetic (bool comparisons and ``where`` are slow on CPU): below is exactly
         # 1 where p < t, else 0 (sign(t − p): a float difference is 0 only for equal operands),
         # and γ − γ·below + value·below is then exactly γ or value.
         gamma = torch.full_like(p, self.default)
-        below = torch.empty_like(p)
-        for threshold, value in zip(reversed(self.thresholds), reversed(self.gammas), strict=True):
-            torch.neg(p, out=below).add_(threshold).sign_().clamp_min_(0.0)
+        for threshold, value in self._steps:
+            below = torch.rsub(p, threshold).sign_().clamp_min_(0.0)
             gamma.addcmul_(gamma, below, value=-1.0).add_(below, alpha=value)
         return gamma
 

@@ -12,13 +12,13 @@ with γ a constant or a per-item value computed from detached probabilities. One
 .. math:: \frac{\partial \ell}{\partial z} = g_y (e_y - p) + g_j (e_j - p),\quad
           g_y = \frac{\partial \ell}{\partial \log p_y},\ g_j = \frac{\partial \ell}{\partial \log p_j}
 
-with cross-entropy's own native kernels: ``log_softmax``, ``nll_loss`` (the gather of
-:math:`-\log p_y`, ``ignore_index`` and the mean's total weight) and, in backward,
-``nll_loss_backward`` (the (N, C) tensor :math:`g_y e_y`, ignored items skipped) and
-``log_softmax``'s backward. The per-item derivatives are closed forms computed in forward, so
-the only (N, C) work beyond cross-entropy's is the runner-up search of dual focal loss, and the
-Python-side work is a few per-item operations (the fixed cost of a call, which dominates small
-batches on CPU). First-order only (a second derivative raises). Checked with float64
+computed as ``log_softmax``'s own backward applied to the two-entry-per-row tensor
+:math:`g_y e_y + g_j e_j` (the same two kernels as cross-entropy's backward), instead of
+autograd's chain through gather, masking, max and log_softmax. The per-item derivatives are
+closed forms computed in forward, and the reduction (torch semantics, ``_reduce``) is folded in,
+so the only (N, C) work beyond cross-entropy's is the runner-up search of dual focal loss; the
+rest is a few per-item operations, whose fixed cost per call dominates small batches on CPU.
+First-order only (a second derivative raises). Checked with float64
 ``gradcheck`` and against plain autograd references in the tests.
 """
 
@@ -37,16 +37,6 @@ __all__ = ["GammaFn", "focal_family_loss", "runner_up_of"]
 #: whether the item uses the inverse-focal base ``1 + p_y`` (bool or bool tensor). Both inputs are
 #: detached; ``p_j`` is None when the loss has no runner-up term.
 GammaFn = Callable[[Tensor, Tensor | None], tuple[Tensor | float, Tensor | bool]]
-
-_NONE, _MEAN, _SUM = 0, 1, 2  # at::Reduction
-_REDUCTION_CODE = {"none": _NONE, "mean": _MEAN, "sum": _SUM}
-
-_nll_forward = torch.ops.aten.nll_loss_forward.default
-_nll2d_forward = torch.ops.aten.nll_loss2d_forward.default
-_nll_backward = torch.ops.aten.nll_loss_backward.default
-_nll_backward_out = torch.ops.aten.nll_loss_backward.grad_input
-_nll2d_backward = torch.ops.aten.nll_loss2d_backward.default
-_nll2d_backward_out = torch.ops.aten.nll_loss2d_backward.grad_input
 
 
 class _Consts:
@@ -144,21 +134,17 @@ class _FocalFamily(torch.autograd.Function):
         runner_up: bool,
     ) -> Tensor:
         log_p = torch.log_softmax(logits, dim=1)
-        # (N, C) stays 2-D; (N, C, d1, ...) is viewed as (N, C, 1, D) for nll_loss2d
-        flat = log_p
-        if log_p.ndim not in (2, 4):
-            flat = log_p.reshape(log_p.shape[0], log_p.shape[1], 1, -1)
-        flat_target = target if target.ndim in (1, 3) else target.reshape(target.shape[0], 1, -1)
-        nll_forward = _nll_forward if flat.ndim == 2 else _nll2d_forward
-        # −log p_y, 0 for ignored items (the total is not computed without a reduction)
-        nll, unused_total = nll_forward(flat, flat_target, None, _NONE, ignore_index)
-        log_p_y = nll.neg()
+        consts = _consts(log_p.dtype)
+        valid = (target != ignore_index).unsqueeze(1)
+        # ignored items gather class 0 (the product equals ``where(valid, target, 0)`` and is
+        # several times cheaper on CPU); their weight is 0, which zeroes value and gradient
+        index = target.unsqueeze(1) * valid
+        item_weight = valid.to(log_p.dtype) if weight is None else weight[index] * valid
+        log_p_y = log_p.gather(1, index)
         p_y = log_p_y.exp()
         base = torch.expm1(log_p_y).neg_()
-        consts = _consts(log_p.dtype)
         if runner_up:
-            log_p_j, index_j, scratch = _runner_up(flat, log_p_y.unsqueeze(1))
-            log_p_j = log_p_j.squeeze(1)
+            log_p_j, index_j, scratch = _runner_up(log_p, log_p_y)
             p_j = log_p_j.exp()
             base.add_(p_j)
         else:
@@ -169,79 +155,64 @@ class _FocalFamily(torch.autograd.Function):
         elif inverse is not False:
             base = torch.where(inverse, 1.0 + p_y, base)
         base = base.clamp_min_(consts.tiny)
-        factor = base.pow(gamma)  # b^γ
-        if weight is not None:
-            # ignored items read class 0's weight: their −log p_y is 0 and backward skips them
-            factor.mul_(weight[flat_target * (flat_target != ignore_index)])
-        code = _REDUCTION_CODE[reduction]
-        if code == _MEAN:
-            # Σ w over counted items; a batch with none has mean 0 (torch: NaN)
-            _, total = nll_forward(flat, flat_target, weight, _MEAN, ignore_index)
-            scale = total.clamp_min_(consts.tiny).reciprocal_()
+        factor = base.pow(gamma).mul_(item_weight)  # w b^γ, 0 for ignored items
+        scale = None
+        if reduction == "mean":
+            # the mean's 1/Σw (``_reduce.total_weight``: a batch of ignored items has mean 0)
+            scale = item_weight.sum().clamp_min_(consts.tiny).reciprocal_()
+        if reduction == "none":
+            value = torch.mul(factor, log_p_y).neg_().squeeze(1)
         else:
-            scale = None
-        if code == _NONE:
-            value = torch.mul(factor, nll).view(target.shape)
-        else:
-            value = torch.dot(factor.view(-1), nll.view(-1))
+            value = torch.dot(factor.view(-1), log_p_y.view(-1)).neg_()
             if scale is not None:
                 value = value.mul_(scale)
         ctx.scratch = None
         if ctx.needs_input_grad[0]:
-            # ℓ = w b^γ·nll with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
-            # ∂b/∂log p_j = p_j. nll_loss_backward puts −g at y, so g = −∂ℓ/∂log p_y =
-            # w b^γ (1 ± γ p_y·nll / b); ∂ℓ/∂log p_j = γ (p_j / b)·w b^γ·nll. p_y·nll / b is
-            # bounded (b ≥ 1 − p_y ≈ nll as p_y → 1) and p_j ≤ b, so both stay finite.
+            # ℓ = −w b^γ log p_y with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
+            # ∂b/∂log p_j = p_j:  ∂ℓ/∂log p_y = ±γ (p_y log p_y / b)·w b^γ − w b^γ,
+            # ∂ℓ/∂log p_j = −γ (p_j / b)·w b^γ log p_y. b is clamped > 0, p_y log p_y / b is
+            # bounded (b ≥ 1 − p_y ≈ −log p_y as p_y → 1) and p_j ≤ b, so both stay finite.
             if inverse is True:
                 signed_gamma: Tensor | float = -gamma
             elif inverse is False:
                 signed_gamma = gamma
             else:
                 signed_gamma = torch.where(inverse, -gamma, gamma)
-            slope = torch.mul(p_y, nll).div_(base)
+            slope = torch.mul(p_y, log_p_y).div_(base)
             if isinstance(signed_gamma, Tensor):
-                neg_d_y = torch.addcmul(factor, slope.mul_(signed_gamma), factor)
-            else:
-                neg_d_y = torch.addcmul(factor, slope, factor, value=signed_gamma)
+                slope.mul_(signed_gamma)
+                signed_gamma = 1.0
+            d_y = torch.addcmul(factor, slope, factor, value=-signed_gamma).neg_()
             d_j = None
             if runner_up:
-                d_j = torch.div(p_j, base).mul_(factor).mul_(nll).mul_(gamma)
+                d_j = torch.div(p_j, base).mul_(factor).mul_(log_p_y)
+                d_j = d_j.mul_(gamma).neg_() if isinstance(gamma, Tensor) else d_j.mul_(-gamma)
                 if isinstance(inverse, Tensor):
                     d_j.masked_fill_(inverse, 0.0)
-                d_j = d_j.unsqueeze(1)
             if scale is not None:
-                # after the products with nll (0 for ignored items), so no inf·0 arises
-                neg_d_y.mul_(scale)
+                d_y.mul_(scale)
                 if d_j is not None:
                     d_j.mul_(scale)
-            ctx.save_for_backward(flat, flat_target, neg_d_y, index_j, d_j)
-            ctx.ignore_index = ignore_index
-            ctx.unused_total = unused_total
-            ctx.logits_shape = logits.shape
+            ctx.save_for_backward(log_p, index, d_y, index_j, d_j)
             # fresh (N, C) memory is costly on CPU (page faults): backward reuses this buffer
             ctx.scratch = scratch
+        ctx.reduction = reduction
         return value
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        log_p, target, neg_d_y, index_j, d_j = ctx.saved_tensors
-        if grad_out.ndim:
-            grad_out = grad_out.reshape(neg_d_y.shape)
+        log_p, index, d_y, index_j, d_j = ctx.saved_tensors
+        if ctx.reduction == "none":
+            grad_out = grad_out.unsqueeze(1)
         # G = g_y e_y + g_j e_j, then log_softmax's own backward gives G − p·ΣG (as CE does).
         # The scratch buffer of forward serves once (a second backward, with retain_graph, must
         # not overwrite the gradient the first one returned, which autograd may keep as .grad).
         sparse, ctx.scratch = ctx.scratch, None
-        args = (neg_d_y * grad_out, log_p, target, None, _NONE, ctx.ignore_index, ctx.unused_total)
-        if sparse is None:
-            sparse = (_nll_backward if log_p.ndim == 2 else _nll2d_backward)(*args)
-        else:
-            out = _nll_backward_out if log_p.ndim == 2 else _nll2d_backward_out
-            sparse = out(*args, grad_input=sparse)
+        sparse = torch.zeros_like(log_p) if sparse is None else sparse.zero_()
+        sparse.scatter_(1, index, d_y * grad_out)
         if d_j is not None:
-            sparse.scatter_add_(
-                1, index_j, d_j * (grad_out.unsqueeze(1) if grad_out.ndim else grad_out)
-            )
+            sparse.scatter_add_(1, index_j, d_j * grad_out)
         # Large CPU gradients are written in place (the kernel reads each element before writing
         # it): a fresh allocation that size is mapped anew and page-faults on first touch (8×21×
         # 128×128: 8% of the step). Smaller ones recycle heap memory, where the aliased ``out=``
@@ -251,7 +222,7 @@ class _FocalFamily(torch.autograd.Function):
             grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype, out=sparse)
         else:
             grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype)
-        return grad.reshape(ctx.logits_shape), None, None, None, None, None, None
+        return grad, None, None, None, None, None, None
 
 
 def focal_family_loss(

@@ -22,6 +22,7 @@ __all__ = [
     "WeightedLoss",
     "check_inputs",
     "compute_in_fp32",
+    "mean_denominator",
     "prepare",
     "reduce_items",
     "total_weight",
@@ -135,6 +136,19 @@ def total_weight(item_weight: Tensor) -> Tensor:
     """Σ w, the mean's denominator, clamped to the smallest normal number so that a batch whose
     items are all ignored has mean 0 (and gradient 0), where torch returns NaN."""
     return item_weight.sum().clamp_min(torch.finfo(item_weight.dtype).tiny)
+
+
+def mean_denominator(
+    target: Tensor, weight: Tensor | None, ignore_index: int, dtype: torch.dtype
+) -> Tensor:
+    """:func:`total_weight` straight from the targets: Σ w_y over the items that count (their
+    number without ``weight``), clamped so that a batch with none has mean 0."""
+    valid = target != ignore_index
+    if weight is None:
+        total = valid.sum(dtype=dtype)
+    else:
+        total = (weight[target * valid] * valid).sum()
+    return total.clamp_min_(torch.finfo(dtype).tiny)
 
 
 def reduce_items(

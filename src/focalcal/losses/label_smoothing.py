@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from focalcal._validation import check_choice, check_positive
-from focalcal.losses._reduce import WeightedLoss, compute_in_fp32, prepare, reduce_items
+from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32, mean_denominator
 
 __all__ = ["CrossEntropyLoss", "LabelSmoothingLoss", "cross_entropy", "label_smoothing_loss"]
 
@@ -85,12 +85,21 @@ def label_smoothing_loss(
     if eps > 1.0:
         raise ValueError(f"eps: expected a number in [0, 1], got {eps}")
     check_choice(convention, "convention", CONVENTIONS)
-    x = prepare(logits, target, weight, ignore_index, reduction, validate)
-    smoothing = _torch_smoothing(eps, x.logits.shape[1], convention)
-    weighted = F.cross_entropy(
-        x.logits, x.target, weight=x.weight, reduction="none", label_smoothing=smoothing
+    logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
+    smoothing = _torch_smoothing(eps, logits.shape[1], convention)
+    # torch's own fused kernel; its mean is the sum over Σ w_y, except that it returns NaN when
+    # no item counts, so the mean is taken here (``mean_denominator`` clamps that total)
+    summed = F.cross_entropy(
+        logits,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction="sum" if reduction == "mean" else reduction,
+        label_smoothing=smoothing,
     )
-    return reduce_items(weighted * x.valid, x.item_weight, reduction)
+    if reduction != "mean":
+        return summed
+    return summed / mean_denominator(target, weight, ignore_index, logits.dtype)
 
 
 def cross_entropy(

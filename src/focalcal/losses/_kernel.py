@@ -68,14 +68,14 @@ def runner_up_of(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor]:
 
     ``log_p`` is (N, C, ...) and ``log_p_y`` (N, 1, ...). Rows with no candidate (target smallest
     or all tied) give a log-probability whose exp is 0 (:math:`p_j = 0`) and some valid index.
-    See :func:`_runner_up` for the exactness argument.
+    See :func:`_runner_up_value` for the exactness argument.
     """
-    log_p_j, index_j, _ = _runner_up(log_p, log_p_y)
-    return log_p_j, index_j
+    log_p_j, masked = _runner_up_value(log_p, log_p_y)
+    return log_p_j, _runner_up_index(masked, log_p_j)
 
 
-def _runner_up(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    r""":func:`runner_up_of`, also returning its (N, C) scratch tensor for reuse.
+def _runner_up_value(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor]:
+    r""":math:`\log p_j` (keepdim) and the masked (N, C) tensor m, whose maximum it is.
 
     Candidates are the classes with :math:`\log p_c \le t`, where t is the float just below
     :math:`\log p_y` (``nextafter``), so ties with :math:`p_y` are excluded exactly. With
@@ -98,23 +98,29 @@ def _runner_up(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     at least 2^-24 (2^-53), which S lifts above any class count below 6e7.
     """
     consts = _consts(log_p.dtype)
-    num_classes = log_p.shape[1]
     threshold = torch.nextafter(log_p_y, log_p_y.new_full((), -torch.inf))
     lift = torch.add(log_p_y, 0.3).clamp_min_(0.0)
     threshold.sub_(lift, alpha=4.0).clamp_min_(consts.threshold_floor)
     big = consts.mask_scale
     masked = torch.add(threshold.mul_(big), log_p, alpha=-big)
     torch.minimum(log_p, masked, out=masked)
-    log_p_j = masked.amax(dim=1, keepdim=True)
-    shape = [1] * log_p.ndim
+    return masked.amax(dim=1, keepdim=True), masked
+
+
+def _runner_up_index(masked: Tensor, log_p_j: Tensor) -> Tensor:
+    """The lowest index of ``log_p_j`` in ``masked`` (keepdim), overwriting ``masked``; see
+    :func:`_runner_up_value`."""
+    num_classes = masked.shape[1]
+    shape = [1] * masked.ndim
     shape[1] = num_classes
-    neg_classes = torch.arange(0, -num_classes, -1, device=log_p.device, dtype=log_p.dtype)
-    masked.sub_(log_p_j.clamp_min(torch.finfo(log_p.dtype).min))
-    torch.add(neg_classes.view(shape), masked, alpha=consts.index_scale, out=masked)
+    neg_classes = torch.arange(0, -num_classes, -1, device=masked.device, dtype=masked.dtype)
+    masked.sub_(log_p_j.clamp_min(torch.finfo(masked.dtype).min))
+    scale = _consts(masked.dtype).index_scale
+    torch.add(neg_classes.view(shape), masked, alpha=scale, out=masked)
     # rows whose every entry is -inf (no candidate, saturated logits) give inf or nan: their
     # p_j is 0 and any index in range serves
     index_j = masked.amax(dim=1, keepdim=True).neg_().nan_to_num_(0.0).clamp_(0, num_classes - 1)
-    return log_p_j, index_j.long(), masked
+    return index_j.long()
 
 
 #: Gradients with at least this many elements are written in place on CPU (see ``backward``).
@@ -144,7 +150,7 @@ class _FocalFamily(torch.autograd.Function):
         p_y = log_p_y.exp()
         base = torch.expm1(log_p_y).neg_()
         if runner_up:
-            log_p_j, index_j, scratch = _runner_up(log_p, log_p_y)
+            log_p_j, scratch = _runner_up_value(log_p, log_p_y)
             p_j = log_p_j.exp()
             base.add_(p_j)
         else:
@@ -185,6 +191,7 @@ class _FocalFamily(torch.autograd.Function):
             d_y = torch.addcmul(factor, slope, factor, value=-signed_gamma).neg_()
             d_j = None
             if runner_up:
+                index_j = _runner_up_index(scratch, log_p_j)  # only needed for the gradient
                 d_j = torch.div(p_j, base).mul_(factor).mul_(log_p_y)
                 d_j = d_j.mul_(gamma).neg_() if isinstance(gamma, Tensor) else d_j.mul_(-gamma)
                 if isinstance(inverse, Tensor):

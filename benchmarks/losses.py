@@ -1,10 +1,18 @@
 """Forward+backward time of every focalcal loss as a ratio to ``F.cross_entropy``.
 
-Everything is measured in one run on the same inputs: in each round, every loss is timed right
-after ``F.cross_entropy`` (a burst of a few steps each), and the reported ratio is the median over
-rounds of these back-to-back ratios, which is robust to the load of a shared machine. On CPU
+Everything is measured in one run on the same inputs: each loss in turn is timed in rounds of a
+burst of ``F.cross_entropy`` steps followed by a burst of its own, and the reported ratio is the
+median over rounds of these back-to-back ratios, which is robust to the load of a shared machine. On CPU
 with one thread (the default) the clock is the thread's CPU time, so time spent descheduled by
 other processes does not count. Targets (issue 2): FL <= 1.3x, DFL and FLSD-53 <= 1.5x.
+
+By default the script re-runs itself with glibc's allocator told to keep freed memory
+(``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``; Linux only).
+Otherwise glibc hands blocks above 128 KB back to the OS on ``free`` and maps them anew, so
+whether a step's (N, C) tensors page-fault on first touch depends on what ran just before, for
+``F.cross_entropy`` and every loss alike; that made ratios swing by ±0.4× between runs. With the
+settings the ratios measure compute, as with PyTorch's caching allocator on GPU or jemalloc and
+tcmalloc on CPU; ``--allocator default`` measures the unmodified process.
 
 ``--real-data`` instead trains a small MLP on the 20 Newsgroups MiniLM sentence embeddings of
 ``../shared/data`` with each loss (same seed, same schedule) and prints test error, NLL, ECE,
@@ -20,7 +28,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +57,21 @@ LOSSES: list[tuple[str, dict]] = [
     ("mmce_weighted", {}),
 ]
 TARGETS = {"focal": 1.3, "dual_focal": 1.5, "flsd53": 1.5}
+#: glibc malloc settings that keep freed memory in the process (see the module docstring)
+STEADY_ALLOCATOR = {
+    "MALLOC_MMAP_THRESHOLD_": str(1 << 30),
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 36),
+    "MALLOC_TOP_PAD_": str(1 << 28),
+}
+
+
+def _rerun_with_steady_allocator() -> None:
+    """Replace this process by the same command with :data:`STEADY_ALLOCATOR` in its environment
+    (glibc reads these variables at start-up only)."""
+    if sys.platform.startswith("linux") and any(
+        os.environ.get(k) != v for k, v in STEADY_ALLOCATOR.items()
+    ):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **STEADY_ALLOCATOR})
 
 
 def _sync(device: torch.device) -> None:
@@ -92,12 +117,16 @@ def bench_shape(
         _sync(device)
         return (clock() - start) / burst
 
-    for fn in [reference, *fns.values()]:  # warm-up
-        _step(fn, logits, target)
+    # One loss at a time, each round a burst of F.cross_entropy then a burst of the loss: the
+    # pair shares the machine's state of the moment, and no other loss runs in between (MMCE's
+    # N×N tensors or Brier's one-hot would otherwise reshape the heap and caches between them).
     ratios: dict[str, list[float]] = {k: [] for k in fns}
     ce_times: list[float] = []
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    for name, fn in fns.items():
+        for _ in range(2):  # warm-up
+            _step(reference, logits, target)
+            _step(fn, logits, target)
+        for _ in range(repeats):
             ce = timed(reference)
             ratios[name].append(timed(fn) / ce)
             ce_times.append(ce)
@@ -190,6 +219,12 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="CPU threads (1 = least sensitive to a busy machine)"
     )
+    parser.add_argument(
+        "--allocator",
+        choices=["steady", "default"],
+        default="steady",
+        help="steady: glibc keeps freed memory (no page faults from re-mapping); default: as is",
+    )
     parser.add_argument("--real-data", action="store_true", help="20 Newsgroups calibration table")
     parser.add_argument(
         "--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -197,6 +232,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.allocator == "steady" and not args.real_data:
+        _rerun_with_steady_allocator()
     torch.set_num_threads(args.threads)
     if args.real_data:
         real_data(args.data_root, args.epochs, args.seed)
@@ -206,7 +243,11 @@ def main() -> None:
         devices.append(torch.device("cpu"))
     if args.device in ("cuda", "all") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, validate={args.validate}")
+    steady = all(os.environ.get(k) == v for k, v in STEADY_ALLOCATOR.items())
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, validate={args.validate}, "
+        f"allocator {'steady (glibc keeps freed memory)' if steady else 'default'}"
+    )
     for device in devices:
         results = {
             s: bench_shape(s, device, args.repeats, args.validate, args.burst) for s in SHAPES

@@ -145,7 +145,7 @@ class _FocalFamily(torch.autograd.Function):
         # ignored items gather class 0 (the product equals ``where(valid, target, 0)`` and is
         # several times cheaper on CPU); their weight is 0, which zeroes value and gradient
         index = target.unsqueeze(1) * valid
-        item_weight = valid.to(log_p.dtype) if weight is None else weight[index] * valid
+        item_weight = valid if weight is None else weight[index] * valid  # w_y, 0 if ignored
         log_p_y = log_p.gather(1, index)
         p_y = log_p_y.exp()
         base = torch.expm1(log_p_y).neg_()
@@ -162,16 +162,16 @@ class _FocalFamily(torch.autograd.Function):
             base = torch.where(inverse, 1.0 + p_y, base)
         base = base.clamp_min_(consts.tiny)
         factor = base.pow(gamma).mul_(item_weight)  # w b^γ, 0 for ignored items
-        scale = None
         if reduction == "mean":
-            # the mean's 1/Σw (``_reduce.total_weight``: a batch of ignored items has mean 0)
-            scale = item_weight.sum().clamp_min_(consts.tiny).reciprocal_()
+            # the mean's 1/Σw folded into the factor, so value and gradient share it (as in
+            # ``_reduce.total_weight``, a batch of ignored items has mean 0, not NaN; w b^γ/Σw
+            # stays finite: b ≤ 2 and w ≤ Σw)
+            total = item_weight.sum(dtype=log_p.dtype)
+            factor.div_(total.clamp_min_(consts.tiny))
         if reduction == "none":
             value = torch.mul(factor, log_p_y).neg_().squeeze(1)
         else:
             value = torch.dot(factor.view(-1), log_p_y.view(-1)).neg_()
-            if scale is not None:
-                value = value.mul_(scale)
         ctx.scratch = None
         if ctx.needs_input_grad[0]:
             # ℓ = −w b^γ log p_y with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
@@ -196,10 +196,6 @@ class _FocalFamily(torch.autograd.Function):
                 d_j = d_j.mul_(gamma).neg_() if isinstance(gamma, Tensor) else d_j.mul_(-gamma)
                 if isinstance(inverse, Tensor):
                     d_j.masked_fill_(inverse, 0.0)
-            if scale is not None:
-                d_y.mul_(scale)
-                if d_j is not None:
-                    d_j.mul_(scale)
             ctx.save_for_backward(log_p, index, d_y, index_j, d_j)
             # fresh (N, C) memory is costly on CPU (page faults): backward reuses this buffer
             ctx.scratch = scratch

@@ -141,10 +141,11 @@ class _FocalFamily(torch.autograd.Function):
     ) -> Tensor:
         log_p = torch.log_softmax(logits, dim=1)
         consts = _consts(log_p.dtype)
-        valid = (target != ignore_index).unsqueeze(1)
+        index = target.unsqueeze(1)
+        valid = index != ignore_index
         # ignored items gather class 0 (the product equals ``where(valid, target, 0)`` and is
         # several times cheaper on CPU); their weight is 0, which zeroes value and gradient
-        index = target.unsqueeze(1) * valid
+        index = index * valid
         item_weight = valid if weight is None else weight[index] * valid  # w_y, 0 if ignored
         log_p_y = log_p.gather(1, index)
         p_y = log_p_y.exp()
@@ -161,17 +162,20 @@ class _FocalFamily(torch.autograd.Function):
         elif inverse is not False:
             base = torch.where(inverse, 1.0 + p_y, base)
         base = base.clamp_min_(consts.tiny)
-        factor = base.pow(gamma).mul_(item_weight)  # w b^γ, 0 for ignored items
+        # −w b^γ (0 for ignored items), the loss's coefficient of log p_y
+        neg_factor = base.pow(gamma).mul_(item_weight)
         if reduction == "mean":
-            # the mean's 1/Σw folded into the factor, so value and gradient share it (as in
+            # the mean's 1/Σw folded in, so value and gradient share it (as in
             # ``_reduce.total_weight``, a batch of ignored items has mean 0, not NaN; w b^γ/Σw
             # stays finite: b ≤ 2 and w ≤ Σw)
             total = item_weight.sum(dtype=log_p.dtype)
-            factor.div_(total.clamp_min_(consts.tiny))
-        if reduction == "none":
-            value = torch.mul(factor, log_p_y).neg_().squeeze(1)
+            neg_factor.div_(total.clamp_min_(consts.tiny).neg_())
         else:
-            value = torch.dot(factor.view(-1), log_p_y.view(-1)).neg_()
+            neg_factor.neg_()
+        if reduction == "none":
+            value = torch.mul(neg_factor, log_p_y).squeeze(1)
+        else:
+            value = torch.dot(neg_factor.view(-1), log_p_y.view(-1))
         ctx.scratch = None
         if ctx.needs_input_grad[0]:
             # ℓ = −w b^γ log p_y with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
@@ -188,12 +192,11 @@ class _FocalFamily(torch.autograd.Function):
             if isinstance(signed_gamma, Tensor):
                 slope.mul_(signed_gamma)
                 signed_gamma = 1.0
-            d_y = torch.addcmul(factor, slope, factor, value=-signed_gamma).neg_()
+            d_y = torch.addcmul(neg_factor, slope, neg_factor, value=-signed_gamma)
             d_j = None
             if runner_up:
                 index_j = _runner_up_index(scratch, log_p_j)  # only needed for the gradient
-                d_j = torch.div(p_j, base).mul_(factor).mul_(log_p_y)
-                d_j = d_j.mul_(gamma).neg_() if isinstance(gamma, Tensor) else d_j.mul_(-gamma)
+                d_j = torch.div(p_j, base).mul_(neg_factor).mul_(log_p_y).mul_(gamma)
                 if isinstance(inverse, Tensor):
                     d_j.masked_fill_(inverse, 0.0)
             ctx.save_for_backward(log_p, index, d_y, index_j, d_j)

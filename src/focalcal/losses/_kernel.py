@@ -31,6 +31,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from focalcal.losses._reduce import item_weights
+
 __all__ = ["GammaFn", "focal_family_loss", "runner_up_of"]
 
 #: ``gamma_fn(p_y, p_j) -> (gamma, inverse)``: γ ≥ 0 (float or tensor shaped like ``p_y``) and
@@ -141,12 +143,8 @@ class _FocalFamily(torch.autograd.Function):
     ) -> Tensor:
         log_p = torch.log_softmax(logits, dim=1)
         consts = _consts(log_p.dtype)
-        index = target.unsqueeze(1)
-        valid = index != ignore_index
-        # ignored items gather class 0 (the product equals ``where(valid, target, 0)`` and is
-        # several times cheaper on CPU); their weight is 0, which zeroes value and gradient
-        index = index * valid
-        item_weight = valid if weight is None else weight[index] * valid  # w_y, 0 if ignored
+        # ignored items gather class 0 and weigh 0, which zeroes their value and gradient
+        index, _, item_weight = item_weights(target.unsqueeze(1), weight, ignore_index)
         log_p_y = log_p.gather(1, index)
         p_y = log_p_y.exp()
         base = torch.expm1(log_p_y).neg_()

@@ -22,6 +22,7 @@ __all__ = [
     "WeightedLoss",
     "check_inputs",
     "compute_in_fp32",
+    "item_weights",
     "mean_denominator",
     "prepare",
     "reduce_items",
@@ -121,15 +122,26 @@ def prepare(
 ) -> LossInput:
     """:func:`check_inputs`, plus the per-item weights and a gather-safe target."""
     logits, target, w = check_inputs(logits, target, weight, ignore_index, reduction, validate)
-    valid = target != ignore_index
-    # ignored items get class 0 (safe to gather; their weight is 0): the product equals
-    # ``where(valid, target, 0)`` and is several times cheaper on CPU
-    safe_target = target * valid
-    if w is None:
-        item_weight = valid.to(logits.dtype)
-    else:
-        item_weight = w[safe_target] * valid
+    safe_target, valid, item_weight = item_weights(target, w, ignore_index, logits.dtype)
     return LossInput(logits, safe_target, valid, item_weight, w)
+
+
+def item_weights(
+    target: Tensor, weight: Tensor | None, ignore_index: int, dtype: torch.dtype | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(safe_target, valid, item_weight)`` for int64 targets of any shape.
+
+    ``safe_target`` has class 0 where the target is ``ignore_index`` (safe to gather; the product
+    equals ``where(valid, target, 0)`` and is several times cheaper on CPU); ``item_weight`` is
+    ``weight[target]`` (or 1) and 0 for ignored items: bool without ``weight`` and ``dtype``.
+    """
+    valid = target != ignore_index
+    safe_target = target * valid
+    if weight is not None:
+        item_weight = weight[safe_target] * valid
+    else:
+        item_weight = valid if dtype is None else valid.to(dtype)
+    return safe_target, valid, item_weight
 
 
 def total_weight(item_weight: Tensor) -> Tensor:
@@ -143,12 +155,8 @@ def mean_denominator(
 ) -> Tensor:
     """:func:`total_weight` straight from the targets: Σ w_y over the items that count (their
     number without ``weight``), clamped so that a batch with none has mean 0."""
-    valid = target != ignore_index
-    if weight is None:
-        total = valid.sum(dtype=dtype)
-    else:
-        total = (weight[target * valid] * valid).sum()
-    return total.clamp_min_(torch.finfo(dtype).tiny)
+    _, _, item_weight = item_weights(target, weight, ignore_index)
+    return item_weight.sum(dtype=dtype).clamp_min_(torch.finfo(dtype).tiny)
 
 
 def reduce_items(

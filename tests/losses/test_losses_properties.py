@@ -438,3 +438,24 @@ def test_runner_up_search_is_exact_on_adversarial_rows(dtype: torch.dtype) -> No
         else:  # no candidate, or every candidate has p = 0: p_j is 0 either way
             assert torch.exp(log_p_j[i, 0]).item() == 0.0, (i, logits[i], target[i])
             assert 0 <= index_j[i, 0].item() < logits.shape[1]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_next_below_matches_nextafter_on_negative_normal_floats(dtype: torch.dtype) -> None:
+    """The one-``add`` replacement of ``nextafter(x, -inf)`` (wrong on MPS in torch 2.2–2.3)."""
+    from focalcal.losses._kernel import _next_below
+
+    g = torch.Generator().manual_seed(3)
+    powers = torch.tensor([2.0**k for k in range(-20, 60)], dtype=dtype)
+    neg_inf = torch.tensor(-torch.inf, dtype=dtype)
+    x = torch.cat(
+        [
+            -torch.rand(20_000, generator=g, dtype=torch.float64).to(dtype) * 50 - 0.3,
+            -torch.exp(torch.randn(20_000, generator=g, dtype=torch.float64) * 8).to(dtype),
+            -powers,  # bottom of each binade
+            torch.nextafter(-powers, torch.zeros_like(powers)),  # top of the binade below
+            torch.nextafter(-powers, -torch.full_like(powers, torch.inf)),
+        ]
+    )
+    x = x[x < -torch.finfo(dtype).tiny]
+    torch.testing.assert_close(_next_below(x), torch.nextafter(x, neg_inf), rtol=0, atol=0)

@@ -53,6 +53,9 @@ class _Consts:
         self.mask_scale = 2.0**40 if dtype != torch.float64 else 2.0**70
         self.index_scale = 2.0**50 if dtype != torch.float64 else 2.0**80
         self.threshold_floor = -1e20 if dtype != torch.float64 else -1e200
+        # x + x·(3/4)·ulp(1) rounds to the float just below x for negative normal x (see
+        # _next_below); 2^-23 is ulp(1) in float32, 2^-52 in float64
+        self.next_below = 0.75 * (2.0**-23 if dtype != torch.float64 else 2.0**-52)
 
 
 _CONSTS: dict[torch.dtype, _Consts] = {}
@@ -80,7 +83,7 @@ def _runner_up_value(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor]:
     r""":math:`\log p_j` (keepdim) and the masked (N, C) tensor m, whose maximum it is.
 
     Candidates are the classes with :math:`\log p_c \le t`, where t is the float just below
-    :math:`\log p_y` (``nextafter``), so ties with :math:`p_y` are excluded exactly. With
+    :math:`\log p_y` (:func:`_next_below`), so ties with :math:`p_y` are excluded exactly. With
     :math:`B = 2^{40}` (float32; :math:`2^{70}` float64), the masked value is
 
     .. math:: m_c = \min\bigl(\log p_c,\ B t - B \log p_c\bigr)
@@ -100,13 +103,26 @@ def _runner_up_value(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor]:
     at least 2^-24 (2^-53), which S lifts above any class count below 6e7.
     """
     consts = _consts(log_p.dtype)
-    threshold = torch.nextafter(log_p_y, log_p_y.new_full((), -torch.inf))
+    threshold = _next_below(log_p_y)
     lift = torch.add(log_p_y, 0.3).clamp_min_(0.0)
     threshold.sub_(lift, alpha=4.0).clamp_min_(consts.threshold_floor)
     big = consts.mask_scale
     masked = torch.add(threshold.mul_(big), log_p, alpha=-big)
     torch.minimum(log_p, masked, out=masked)
     return masked.amax(dim=1, keepdim=True), masked
+
+
+def _next_below(x: Tensor) -> Tensor:
+    r"""``nextafter(x, -inf)`` for negative normal x, with one ``add``.
+
+    For :math:`|x| \in [2^e, 2^{e+1})` the step :math:`\delta = \tfrac34 |x|\,2^{-23}` (float32;
+    :math:`2^{-52}` float64) lies in :math:`[\tfrac34, \tfrac32)` ulp(x), so :math:`x - \delta`
+    rounds to :math:`x - \mathrm{ulp}(x)`, the next float towards −∞ (also across a binade
+    boundary). Used instead of ``torch.nextafter``, which was wrong for negative input on MPS in
+    torch 2.2–2.3 (pytorch#124985). Zero and subnormal x are left (almost) unchanged; the caller
+    only relies on x ≤ −0.3.
+    """
+    return torch.add(x, x, alpha=_consts(x.dtype).next_below)
 
 
 def _runner_up_index(masked: Tensor, log_p_j: Tensor) -> Tensor:

@@ -18,8 +18,8 @@ autograd's chain through gather, masking, max and log_softmax. The per-item deri
 closed forms computed in forward, and the reduction (torch semantics, ``_reduce``) is folded in,
 so the only (N, C) work beyond cross-entropy's is the runner-up search of dual focal loss; the
 rest is a few per-item operations, whose fixed cost per call dominates small batches on CPU.
-First-order only (a second derivative raises). Checked with float64
-``gradcheck`` and against plain autograd references in the tests.
+First-order only (a second derivative raises). Checked with float64 ``gradcheck`` and against
+plain autograd references in the tests.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ GammaFn = Callable[[Tensor, Tensor | None], tuple[Tensor | float, Tensor | bool]
 
 
 class _Consts:
-    """Per-dtype constants of the runner-up search (see :func:`runner_up_of`)."""
+    """Per-dtype constants of the kernel and its runner-up search (see :func:`_runner_up_value`)."""
 
     def __init__(self, dtype: torch.dtype) -> None:
         info = torch.finfo(dtype)
         self.tiny = info.tiny
         # float32: 2^40 lifts the smallest gap between a non-candidate and the threshold
-        # (2^-25, see runner_up_of) to 2^15, below every log-probability whose exp is non-zero
+        # (2^-25, see _runner_up_value) to 2^15, below every log-probability whose exp is non-zero
         # (> −104); float64: 2^-54·2^70 = 2^16 (exp underflows below −745)
         self.mask_scale = 2.0**40 if dtype != torch.float64 else 2.0**70
         self.index_scale = 2.0**50 if dtype != torch.float64 else 2.0**80
@@ -263,7 +263,7 @@ def focal_family_loss(
         weight: (C,) class weights in the logits' dtype, or None.
         ignore_index: items with this target contribute nothing (not to the mean's total either).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (torch semantics, see ``_reduce``).
-        gamma_fn: maps detached ``(p_y, p_j)`` (one value per item) to ``(gamma, inverse)``.
+        gamma_fn: maps detached ``(p_y, p_j)`` (shape (N, 1, d1, ...)) to ``(gamma, inverse)``.
         runner_up: include :math:`p_j`, the largest probability strictly below :math:`p_y` (dual
             focal). Ties with :math:`p_y` are excluded; among tied candidates the gradient goes to
             the lowest class index, as ``topk`` does on CPU in the official code.

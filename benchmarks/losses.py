@@ -2,9 +2,9 @@
 
 Everything is measured in one run on the same inputs: each loss in turn is timed in rounds of a
 burst of ``F.cross_entropy`` steps followed by a burst of its own, and the reported ratio is the
-median over rounds of these back-to-back ratios, which is robust to the load of a shared machine. On CPU
-with one thread (the default) the clock is the thread's CPU time, so time spent descheduled by
-other processes does not count. Targets (issue 2): FL <= 1.3x, DFL and FLSD-53 <= 1.5x.
+median over rounds of these back-to-back ratios, which is robust to the load of a shared
+machine. On CPU with one thread (the default) the clock is the thread's CPU time, so time spent
+descheduled by other processes does not count. Targets (issue 2): FL <= 1.3x, DFL and FLSD-53 <= 1.5x.
 
 By default the script re-runs itself with glibc's allocator told to keep freed memory
 (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``; Linux only).

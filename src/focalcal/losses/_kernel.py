@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from focalcal.losses._reduce import item_weights
+from focalcal.losses._reduce import item_weights, total_weight
 
 __all__ = ["GammaFn", "focal_family_loss", "runner_up_of"]
 
@@ -179,11 +179,9 @@ class _FocalFamily(torch.autograd.Function):
         # −w b^γ (0 for ignored items), the loss's coefficient of log p_y
         neg_factor = base.pow(gamma).mul_(item_weight)
         if reduction == "mean":
-            # the mean's 1/Σw folded in, so value and gradient share it (as in
-            # ``_reduce.total_weight``, a batch of ignored items has mean 0, not NaN; w b^γ/Σw
-            # stays finite: b ≤ 2 and w ≤ Σw)
-            total = item_weight.sum(dtype=log_p.dtype)
-            neg_factor.div_(total.clamp_min_(consts.tiny).neg_())
+            # the mean's 1/Σw folded in, so value and gradient share it (a batch of ignored
+            # items has mean 0, not NaN; w b^γ/Σw stays finite: b ≤ 2 and w ≤ Σw)
+            neg_factor.div_(total_weight(item_weight, log_p.dtype).neg_())
         else:
             neg_factor.neg_()
         if reduction == "none":

@@ -144,19 +144,20 @@ def item_weights(
     return safe_target, valid, item_weight
 
 
-def total_weight(item_weight: Tensor) -> Tensor:
-    """Σ w, the mean's denominator, clamped to the smallest normal number so that a batch whose
-    items are all ignored has mean 0 (and gradient 0), where torch returns NaN."""
-    return item_weight.sum().clamp_min(torch.finfo(item_weight.dtype).tiny)
+def total_weight(item_weight: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """Σ w, the mean's denominator (in ``dtype``, by default the weights' own; bool weights
+    count items), clamped to the smallest normal number so that a batch whose items are all
+    ignored has mean 0 (and gradient 0), where torch returns NaN."""
+    dtype = item_weight.dtype if dtype is None else dtype
+    return item_weight.sum(dtype=dtype).clamp_min_(torch.finfo(dtype).tiny)
 
 
 def mean_denominator(
     target: Tensor, weight: Tensor | None, ignore_index: int, dtype: torch.dtype
 ) -> Tensor:
     """:func:`total_weight` straight from the targets: Σ w_y over the items that count (their
-    number without ``weight``), clamped so that a batch with none has mean 0."""
-    _, _, item_weight = item_weights(target, weight, ignore_index)
-    return item_weight.sum(dtype=dtype).clamp_min_(torch.finfo(dtype).tiny)
+    number without ``weight``)."""
+    return total_weight(item_weights(target, weight, ignore_index)[2], dtype)
 
 
 def reduce_items(

@@ -22,6 +22,7 @@ def _inputs(shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.
     return logits, target
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 @pytest.mark.parametrize("name", NAMES)
 def test_gradcheck_every_loss(name: str, reduction: str) -> None:
@@ -32,6 +33,7 @@ def test_gradcheck_every_loss(name: str, reduction: str) -> None:
     assert gradcheck(lambda x: loss(x, target), (logits,), eps=1e-6, atol=1e-7, fast_mode=True)
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 @pytest.mark.parametrize(
     "name", ["focal", "dual_focal", "dual_flsd53", "inverse_focal", "mmce_weighted"]
 )
@@ -41,6 +43,7 @@ def test_gradcheck_dense_input(name: str) -> None:
     assert gradcheck(lambda x: loss(x, target), (logits,), eps=1e-6, atol=1e-7, fast_mode=True)
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 @pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 5.0, "flsd53"])
 def test_gradcheck_dual_focal_gammas_and_ties_away_from_kinks(gamma) -> None:
     # [2, 0, 0, -1] t=0 has tied candidates; gradcheck perturbs one logit at a time, which splits
@@ -52,6 +55,7 @@ def test_gradcheck_dual_focal_gammas_and_ties_away_from_kinks(gamma) -> None:
     assert gradcheck(lambda x: loss(x, target), (logits,), eps=1e-6, atol=1e-7, fast_mode=True)
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 def test_gradcheck_signed_adafocal_with_inverse_bins() -> None:
     logits, target = _inputs((8, 3), seed=2)
     loss = AdaFocalLoss(reduction="sum")
@@ -62,6 +66,7 @@ def test_gradcheck_signed_adafocal_with_inverse_bins() -> None:
     assert gradcheck(lambda x: dual(x, target), (logits,), eps=1e-6, atol=1e-7, fast_mode=True)
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 def test_tied_candidates_send_the_gradient_to_the_lowest_index() -> None:
     """[2, 0, 0, −1], target 0: the official gradient (CPU topk) is [−0.0791, 0.0448, 0.0251, 0.0092]."""
     logits = torch.tensor([[2.0, 0.0, 0.0, -1.0]], requires_grad=True)
@@ -71,6 +76,7 @@ def test_tied_candidates_send_the_gradient_to_the_lowest_index() -> None:
     )
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 def test_double_backward_raises_instead_of_returning_zeros() -> None:
     """The fused kernel is first-order only: a second derivative is an error, never a silent 0."""
     logits, target = _inputs((3, 4))
@@ -80,6 +86,7 @@ def test_double_backward_raises_instead_of_returning_zeros() -> None:
         grad.sum().backward()
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 def test_sample_dependent_gamma_is_detached() -> None:
     """A continuous γ(p) (Lambert-W) gets no gradient: same gradient as with γ frozen."""
     logits, target = _inputs((6, 5), seed=3)

@@ -90,6 +90,7 @@ def _run(loss_key: str, logits: np.ndarray, targets: np.ndarray, dtype: torch.dt
     return value.item(), x.grad.numpy()
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 @pytest.mark.parametrize("loss_key", sorted(LOSSES))
 def test_loss_matches_official_values_and_gradients(refvectors, loss_key: str) -> None:
     checked = 0
@@ -150,6 +151,7 @@ def test_adafocal_update_rule_matches_official(refvectors) -> None:
     np.testing.assert_allclose(after.numpy(), refvectors["adafocal_update__gamma_after"], rtol=1e-6)
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 @pytest.mark.parametrize(
     ("target", "gamma", "expected"),
     [
@@ -166,6 +168,7 @@ def test_dfl_hand_vectors(target: int, gamma: float, expected: float) -> None:
     np.testing.assert_allclose(value.item(), expected, rtol=1e-8)
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 def test_official_adafocal_inverse_branch_hand_vector() -> None:
     """[3, 0, 0] with target 0 in a bin with γ = −0.2: −(1 + p)^0.2 log p = 0.108032 (official)."""
     loss = AdaFocalLoss(reduction="sum")

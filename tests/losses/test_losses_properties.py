@@ -26,7 +26,7 @@ from focalcal.losses import (
     inverse_focal_loss,
     label_smoothing_loss,
 )
-from loss_contract import CONTRACT_LOSSES
+from loss_contract import CONTRACT_LOSSES, adversarial_runner_up_rows
 
 SETTINGS = settings(max_examples=15, deadline=None)
 ALL_NAMES = list(CONTRACT_LOSSES)
@@ -398,37 +398,7 @@ def test_runner_up_search_is_exact_on_adversarial_rows(dtype: torch.dtype) -> No
     the target smallest, all tied."""
     from focalcal.losses._kernel import runner_up_of
 
-    g = torch.Generator().manual_seed(11)
-    rows, targets = [], []
-    for scale in (0.5, 3.0, 30.0, 1e4, 1e30):
-        for _ in range(40):
-            c = int(torch.randint(2, 12, (1,), generator=g))
-            z = (torch.randn(c, generator=g, dtype=torch.float64) * scale).to(dtype)
-            y = int(torch.randint(0, c, (1,), generator=g))
-            k = int(torch.randint(0, c, (1,), generator=g))
-            kind = int(torch.randint(0, 4, (1,), generator=g))
-            if k != y and kind == 0:  # one ulp below / above the target's logit
-                z[k] = torch.nextafter(z[y], z.new_tensor(-torch.inf))
-            elif k != y and kind == 1:
-                z[k] = torch.nextafter(z[y], z.new_tensor(torch.inf))
-            elif kind == 2:  # ties among the others
-                z[(y + 1) % c] = z[(y + 2) % c]
-            elif c > 3:  # a lower-index class one ulp below a higher-index one
-                lo, hi = sorted(((y + 1) % c, (y + 2) % c))
-                z[lo] = torch.nextafter(z[hi], z.new_tensor(-torch.inf))
-            rows.append(torch.nn.functional.pad(z, (0, 12 - c), value=-torch.inf))
-            targets.append(y)
-    # p_y close to 1 (log p_y in (-0.3, 0]) with candidates just below, target smallest, all tied
-    rows += [
-        torch.tensor([20.0, 0.0, 0.0, -1.0] + [-torch.inf] * 8, dtype=dtype),
-        torch.tensor([1.2, 0.0, -0.5, -0.5] + [-torch.inf] * 8, dtype=dtype),
-        torch.tensor([-3.0, 1.0, 2.0, 1.0] + [-torch.inf] * 8, dtype=dtype),
-        torch.tensor([0.7] * 12, dtype=dtype),
-    ]
-    targets += [0, 0, 0, 5]
-    logits = torch.stack(rows)
-    logits = torch.where(torch.isinf(logits), torch.full_like(logits, -1e4), logits)
-    target = torch.tensor(targets)
+    logits, target = adversarial_runner_up_rows(dtype)
     log_p = torch.log_softmax(logits, dim=1)
     log_p_j, index_j = runner_up_of(log_p, log_p.gather(1, target.unsqueeze(1)))
     for i, (value, index) in enumerate(_brute_force_runner_up(log_p, target)):

@@ -22,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from focalcal._registry import Registry
+from focalcal.losses._fused import get_cpu_kernel, set_cpu_kernel
 from focalcal.losses.adafocal import (
     AdaDualFocalLoss,
     AdaFocalLoss,
@@ -68,6 +69,7 @@ __all__ = [
     "cross_entropy",
     "dual_focal_loss",
     "focal_loss",
+    "get_cpu_kernel",
     "get_gamma_policy",
     "get_loss",
     "inverse_focal_loss",
@@ -75,6 +77,7 @@ __all__ = [
     "loss_names",
     "losses",
     "mmce_loss",
+    "set_cpu_kernel",
 ]
 
 losses: Registry[nn.Module] = Registry("loss")

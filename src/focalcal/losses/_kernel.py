@@ -25,20 +25,38 @@ plain autograd references in the tests.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from focalcal.losses._fused import fused_kernel_for
 from focalcal.losses._reduce import item_weights, total_weight
 
-__all__ = ["GammaFn", "focal_family_loss", "runner_up_of"]
+__all__ = ["GammaFn", "GammaTable", "focal_family_loss", "runner_up_of"]
 
 #: ``gamma_fn(p_y, p_j) -> (gamma, inverse)``: γ ≥ 0 (float or tensor shaped like ``p_y``) and
 #: whether the item uses the inverse-focal base ``1 + p_y`` (bool or bool tensor). Both inputs are
 #: detached; ``p_j`` is None when the loss has no runner-up term.
 GammaFn = Callable[[Tensor, Tensor | None], tuple[Tensor | float, Tensor | bool]]
+
+_REDUCTION_CODES = {"none": 0, "mean": 1, "sum": 2}
+
+
+class GammaTable(NamedTuple):
+    """``gamma_fn`` as a step function, which the fused CPU kernel evaluates itself.
+
+    γ is ``default``, replaced in turn by the γ of every ``(threshold, γ)`` step (largest threshold
+    first) whose threshold the reference probability is below: :math:`p_y`, or the margin
+    :math:`p_y - p_j` with ``margin``. ``inverse`` selects the base :math:`1 + p_y`. Must give the
+    same γ as ``gamma_fn`` (see :meth:`GammaPolicy.steps`).
+    """
+
+    steps: tuple[tuple[float, float], ...]
+    default: float
+    margin: bool = False
+    inverse: bool = False
 
 
 class _Consts:
@@ -156,20 +174,48 @@ class _FocalFamily(torch.autograd.Function):
         reduction: str,
         gamma_fn: GammaFn,
         runner_up: bool,
+        gamma_table: GammaTable | None,
     ) -> Tensor:
-        log_p = torch.log_softmax(logits, dim=1)
-        consts = _consts(log_p.dtype)
+        fused = fused_kernel_for(logits)
+        ctx.fused = fused
+        ctx.reduction = reduction
+        if fused is not None:
+            # the kernel views logits as (N, C, S) and targets as (N, S); no (N, C) tensor is made
+            num_items, num_classes = logits.shape[:2]
+            flat_logits = logits.reshape(num_items, num_classes, -1).contiguous()
+            flat_target = target.reshape(num_items, -1).contiguous()
+            ctx.logits_shape = logits.shape
+            ctx.ignore_index = ignore_index
+            kernel_weight = logits.new_empty(0) if weight is None else weight.contiguous()
+            if gamma_table is not None:
+                return _fused_loss(
+                    ctx, fused, flat_logits, flat_target, kernel_weight, gamma_table, runner_up
+                )
+        consts = _consts(logits.dtype)
         # ignored items gather class 0 and weigh 0, which zeroes their value and gradient
         index, _, item_weight = item_weights(target.unsqueeze(1), weight, ignore_index)
-        log_p_y = log_p.gather(1, index)
+        log_p = log_p_j = scratch = index_j = p_j = None
+        if fused is not None:
+            log_p_y, log_p_j, index_j, shift, log_sum, _ = fused.stats(
+                flat_logits,
+                flat_target,
+                kernel_weight,
+                ignore_index,
+                runner_up,
+                runner_up and ctx.needs_input_grad[0],
+            )
+            log_p_y = log_p_y.view(index.shape)
+            log_p_j = log_p_j.view(index.shape) if runner_up else None
+        else:
+            log_p = torch.log_softmax(logits, dim=1)
+            log_p_y = log_p.gather(1, index)
+            if runner_up:
+                log_p_j, scratch = _runner_up_value(log_p, log_p_y)
         p_y = log_p_y.exp()
         base = torch.expm1(log_p_y).neg_()
-        if runner_up:
-            log_p_j, scratch = _runner_up_value(log_p, log_p_y)
+        if log_p_j is not None:
             p_j = log_p_j.exp()
             base.add_(p_j)
-        else:
-            index_j = p_j = scratch = None
         gamma, inverse = gamma_fn(p_y, p_j)
         if inverse is True:
             base = 1.0 + p_y
@@ -181,7 +227,7 @@ class _FocalFamily(torch.autograd.Function):
         if reduction == "mean":
             # the mean's 1/Σw folded in, so value and gradient share it (a batch of ignored
             # items has mean 0, not NaN; w b^γ/Σw stays finite: b ≤ 2 and w ≤ Σw)
-            neg_factor.div_(total_weight(item_weight, log_p.dtype).neg_())
+            neg_factor.div_(total_weight(item_weight, logits.dtype).neg_())
         else:
             neg_factor.neg_()
         if reduction == "none":
@@ -207,19 +253,24 @@ class _FocalFamily(torch.autograd.Function):
             d_y = torch.addcmul(neg_factor, slope, neg_factor, value=-signed_gamma)
             d_j = None
             if runner_up:
-                index_j = _runner_up_index(scratch, log_p_j)  # only needed for the gradient
+                if fused is None:  # the index is only needed for the gradient
+                    index_j = _runner_up_index(scratch, log_p_j)
                 d_j = torch.div(p_j, base).mul_(neg_factor).mul_(log_p_y).mul_(gamma)
                 if isinstance(inverse, Tensor):
                     d_j.masked_fill_(inverse, 0.0)
-            ctx.save_for_backward(log_p, index, d_y, index_j, d_j)
-            # fresh (N, C) memory is costly on CPU (page faults): backward reuses this buffer
-            ctx.scratch = scratch
-        ctx.reduction = reduction
+            if fused is None:
+                ctx.save_for_backward(log_p, index, d_y, index_j, d_j)
+                # fresh (N, C) memory is costly on CPU (page faults): backward reuses this buffer
+                ctx.scratch = scratch
+            else:
+                ctx.save_for_backward(flat_logits, flat_target, shift, log_sum, d_y, index_j, d_j)
         return value
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        if ctx.fused is not None:
+            return (_fused_backward(ctx, grad_out), None, None, None, None, None, None, None)
         log_p, index, d_y, index_j, d_j = ctx.saved_tensors
         if ctx.reduction == "none":
             grad_out = grad_out.unsqueeze(1)
@@ -240,7 +291,61 @@ class _FocalFamily(torch.autograd.Function):
             grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype, out=sparse)
         else:
             grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype)
-        return grad, None, None, None, None, None, None
+        return grad, None, None, None, None, None, None, None
+
+
+def _fused_loss(
+    ctx: Any,
+    fused: Any,
+    flat_logits: Tensor,
+    flat_target: Tensor,
+    weight: Tensor,
+    gamma_table: GammaTable,
+    runner_up: bool,
+) -> Tensor:
+    """The whole loss in the fused CPU kernel (γ from a table): value, then what backward needs."""
+    need_grad = ctx.needs_input_grad[0]
+    value, d_y, d_j, index_j, shift, log_sum = fused.loss(
+        flat_logits,
+        flat_target,
+        weight,
+        ctx.ignore_index,
+        runner_up,
+        need_grad,
+        [threshold for threshold, _ in gamma_table.steps],
+        [gamma for _, gamma in gamma_table.steps],
+        gamma_table.default,
+        gamma_table.margin,
+        gamma_table.inverse,
+        _REDUCTION_CODES[ctx.reduction],
+    )
+    if need_grad:
+        if not runner_up:
+            d_j = index_j = None
+        ctx.save_for_backward(flat_logits, flat_target, shift, log_sum, d_y, index_j, d_j)
+    if ctx.reduction == "none":
+        return value.view(ctx.logits_shape[:1] + ctx.logits_shape[2:])
+    return value
+
+
+def _fused_backward(ctx: Any, grad_out: Tensor) -> Tensor:
+    """The logit gradient from the fused CPU kernel (see ``_fused_cpu.cpp``)."""
+    flat_logits, flat_target, shift, log_sum, d_y, index_j, d_j = ctx.saved_tensors
+    if d_j is None:
+        d_j = d_y.new_empty(0)
+        index_j = flat_target.new_empty(0)
+    grad = ctx.fused.backward(
+        flat_logits,
+        flat_target,
+        ctx.ignore_index,
+        shift,
+        log_sum,
+        d_y.contiguous(),
+        index_j,
+        d_j,
+        grad_out.contiguous(),
+    )
+    return grad.view(ctx.logits_shape)
 
 
 def focal_family_loss(
@@ -252,6 +357,7 @@ def focal_family_loss(
     gamma_fn: GammaFn,
     *,
     runner_up: bool = False,
+    gamma_table: GammaTable | None = None,
 ) -> Tensor:
     r"""Reduced focal-family loss :math:`-w_y b^{\gamma}\log p_y` (see the module docstring).
 
@@ -269,4 +375,6 @@ def focal_family_loss(
     Returns:
         A scalar, or (N, d1, ...) for ``"none"``; differentiable w.r.t. ``logits`` (first order).
     """
-    return _FocalFamily.apply(logits, target, weight, ignore_index, reduction, gamma_fn, runner_up)
+    return _FocalFamily.apply(
+        logits, target, weight, ignore_index, reduction, gamma_fn, runner_up, gamma_table
+    )

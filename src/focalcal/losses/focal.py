@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from focalcal.losses._kernel import focal_family_loss
+from focalcal.losses._kernel import GammaTable, focal_family_loss
 from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32
 from focalcal.losses.gamma import GammaPolicy, get_gamma_policy
 
@@ -28,6 +28,15 @@ __all__ = [
 def gamma_of(policy: GammaPolicy, reference: Tensor) -> Tensor | float:
     """γ per item from the detached reference probability (a float for constant policies)."""
     return policy(reference) if policy.constant else policy(reference.detach())
+
+
+def gamma_table_of(
+    policy: GammaPolicy, *, margin: bool = False, inverse: bool = False
+) -> GammaTable | None:
+    """The policy as a :class:`GammaTable` for the fused CPU kernel, or None if it is not a
+    step function (then the kernel calls it from Python)."""
+    steps = policy.steps()
+    return None if steps is None else GammaTable(*steps, margin=margin, inverse=inverse)
 
 
 @compute_in_fp32
@@ -87,6 +96,7 @@ def focal_loss(
         ignore_index,
         reduction,
         lambda p_y, p_j: (gamma_of(policy, p_y), False),
+        gamma_table=gamma_table_of(policy),
     )
 
 
@@ -126,6 +136,7 @@ def inverse_focal_loss(
         ignore_index,
         reduction,
         lambda p_y, p_j: (gamma_of(policy, p_y), True),
+        gamma_table=gamma_table_of(policy, inverse=True),
     )
 
 

@@ -56,6 +56,15 @@ class GammaPolicy:
     def set_epoch(self, epoch: int) -> None:
         """Advance an epoch schedule (no-op for unscheduled policies)."""
 
+    def steps(self) -> tuple[tuple[tuple[float, float], ...], float] | None:
+        """The policy (at the current epoch) as a step function, or None if it is not one.
+
+        ``(steps, default)``: γ is ``default``, replaced in turn by the γ of every
+        ``(threshold, γ)`` step, largest threshold first, whose threshold p is below. The fused
+        CPU kernel evaluates such policies itself; others are called from Python.
+        """
+        return None
+
     @property
     def min_gamma(self) -> float:
         """The smallest γ the policy can return (used to validate γ ≥ 0 where required)."""
@@ -77,6 +86,9 @@ class FixedGamma(GammaPolicy):
 
     def __call__(self, p: Tensor) -> float:
         return self.gamma
+
+    def steps(self) -> tuple[tuple[tuple[float, float], ...], float]:
+        return (), self.gamma
 
     @property
     def min_gamma(self) -> float:
@@ -137,6 +149,9 @@ class ThresholdGamma(GammaPolicy):
             below = torch.rsub(p, threshold).sign_().clamp_min_(0.0)
             gamma.addcmul_(gamma, below, value=-1.0).add_(below, alpha=value)
         return gamma
+
+    def steps(self) -> tuple[tuple[tuple[float, float], ...], float]:
+        return self._steps, self.default
 
     @property
     def min_gamma(self) -> float:
@@ -276,6 +291,9 @@ class ScheduledGamma(GammaPolicy):
 
     def __call__(self, p: Tensor) -> float:
         return self.gamma
+
+    def steps(self) -> tuple[tuple[tuple[float, float], ...], float]:
+        return (), self.gamma
 
     @property
     def min_gamma(self) -> float:

@@ -5,6 +5,8 @@ burst of ``F.cross_entropy`` steps followed by a burst of its own, and the repor
 median over rounds of these back-to-back ratios, which is robust to the load of a shared
 machine. On CPU with one thread (the default) the clock is the thread's CPU time, so time spent
 descheduled by other processes does not count. Targets (issue 2): FL <= 1.3x, DFL and FLSD-53 <= 1.5x.
+On CPU both focal-family kernels are timed: the eager one (the default) and the fused C++ one
+(``focalcal.losses.set_cpu_kernel("fused")``, built on first use); ``--cpu-kernel`` picks one.
 
 By default the script re-runs itself with glibc's allocator told to keep freed memory
 (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``; Linux only).
@@ -39,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from focalcal.losses import get_loss
+from focalcal.losses import get_loss, set_cpu_kernel
 
 SHAPES: list[tuple[int, ...]] = [(4096, 100), (256, 1000), (8, 21, 128, 128)]
 LOSSES: list[tuple[str, dict]] = [
@@ -225,6 +227,12 @@ def main() -> None:
         default="steady",
         help="steady: glibc keeps freed memory (no page faults from re-mapping); default: as is",
     )
+    parser.add_argument(
+        "--cpu-kernel",
+        choices=["eager", "fused", "both"],
+        default="both",
+        help="focal-family CPU kernel(s) to time (fused: the C++ kernel, see set_cpu_kernel)",
+    )
     parser.add_argument("--real-data", action="store_true", help="20 Newsgroups calibration table")
     parser.add_argument(
         "--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -248,36 +256,58 @@ def main() -> None:
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, validate={args.validate}, "
         f"allocator {'steady (glibc keeps freed memory)' if steady else 'default'}"
     )
+    runs: list[tuple[torch.device, str]] = []
     for device in devices:
+        if device.type != "cpu":
+            runs.append((device, ""))
+            continue
+        for kernel in ("eager", "fused") if args.cpu_kernel == "both" else (args.cpu_kernel,):
+            if kernel == "fused":
+                try:
+                    set_cpu_kernel("fused")  # builds on first use (~30 s), cached afterwards
+                except RuntimeError as error:
+                    print(f"\nfused CPU kernel unavailable, skipped: {error}")
+                    continue
+            runs.append((device, kernel))
+    for device, kernel in runs:
+        if kernel:
+            set_cpu_kernel(kernel)
         results = {
             s: bench_shape(s, device, args.repeats, args.validate, args.burst) for s in SHAPES
         }
         header = ["loss", *("×".join(map(str, s)) for s in SHAPES)]
+        label = device.type.upper() + (f", {kernel} focal-family kernel" if kernel else "")
         print(
-            f"\n{device.type.upper()}: forward+backward time / F.cross_entropy "
+            f"\n{label}: forward+backward time / F.cross_entropy "
             f"(median of {args.repeats} paired rounds of {args.burst} steps)"
         )
-        if args.markdown:
-            print("| " + " | ".join(header) + " |")
-            print("|" + "---|" * len(header))
+        _print_table(results, header, args.markdown)
+
+
+def _print_table(
+    results: dict[tuple[int, ...], tuple[dict[str, float], float]],
+    header: list[str],
+    markdown: bool,
+) -> None:
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+    else:
+        print("".join(f"{h:>18}" for h in header))
+    for name, _ in LOSSES:
+        ratios = [results[s][0][name] for s in SHAPES]
+        target = TARGETS.get(name)
+        cells = [f"{r:.2f}×" + ("" if target is None or r <= target else " (!)") for r in ratios]
+        if markdown:
+            label = f"{name} (target ≤ {target}×)" if target else name
+            print("| " + " | ".join([label, *cells]) + " |")
         else:
-            print("".join(f"{h:>18}" for h in header))
-        for name, _ in LOSSES:
-            ratios = [results[s][0][name] for s in SHAPES]
-            target = TARGETS.get(name)
-            cells = [
-                f"{r:.2f}×" + ("" if target is None or r <= target else " (!)") for r in ratios
-            ]
-            if args.markdown:
-                label = f"{name} (target ≤ {target}×)" if target else name
-                print("| " + " | ".join([label, *cells]) + " |")
-            else:
-                print(f"{name:>18}" + "".join(f"{c:>18}" for c in cells))
-        ref = [f"{results[s][1] * 1e3:.2f} ms" for s in SHAPES]
-        if args.markdown:
-            print("| F.cross_entropy (absolute) | " + " | ".join(ref) + " |")
-        else:
-            print(f"{'CE absolute':>18}" + "".join(f"{c:>18}" for c in ref))
+            print(f"{name:>18}" + "".join(f"{c:>18}" for c in cells))
+    ref = [f"{results[s][1] * 1e3:.2f} ms" for s in SHAPES]
+    if markdown:
+        print("| F.cross_entropy (absolute) | " + " | ".join(ref) + " |")
+    else:
+        print(f"{'CE absolute':>18}" + "".join(f"{c:>18}" for c in ref))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ import importlib.util
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "losses.py"
 
 
+@pytest.mark.usefixtures("cpu_kernel")
 def test_benchmark_times_every_loss_against_cross_entropy() -> None:
     spec = importlib.util.spec_from_file_location("losses_benchmark", SCRIPT)
     assert spec is not None and spec.loader is not None

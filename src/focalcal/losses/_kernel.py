@@ -20,6 +20,14 @@ so the only (N, C) work beyond cross-entropy's is the runner-up search of dual f
 rest is a few per-item operations, whose fixed cost per call dominates small batches on CPU.
 First-order only (a second derivative raises). Checked with float64 ``gradcheck`` and against
 plain autograd references in the tests.
+
+On CPU, ``set_cpu_kernel("fused")`` (:mod:`focalcal.losses._fused`) hands the same computation
+to a C++ kernel (``_fused_cpu.cpp``): per-item statistics (log p_y, the runner-up p_j and its
+class, the log-sum-exp) in two read passes over the logits without any (N, C) tensor, and the
+gradient in one pass. When γ is a step function of p_y or of the margin (:class:`GammaTable`:
+fixed, scheduled and thresholds-table γ, i.e. FL, FLSD, DFL, DFL-SD, inverse focal) the per-item
+algebra and the reduction run in the kernel too; other policies (Lambert-W γ, AdaFocal's bins)
+run the per-item algebra here on the kernel's statistics.
 """
 
 from __future__ import annotations

@@ -40,7 +40,10 @@ def dual_focal_loss(
     candidates, like the official ``topk`` on CPU). The comparison is made on log-probabilities;
     it agrees with the official float32 probability comparison on every reference case, including
     ties and saturated (±1000) logits, and never confuses two distinct logits that underflow to the
-    same probability 0 (their :math:`p_j` is 0 either way).
+    same probability 0 (their :math:`p_j` is 0 either way). The fused CPU kernel
+    (``set_cpu_kernel("fused")``) finds the same :math:`p_j`; where distinct logits round to
+    the same log-probability it sends the gradient to the class with the larger logit (the truly
+    larger probability), and among equal logits to the lowest index, as the eager kernel does.
 
     For C = 2: DFL = :math:`2^\gamma` FL when :math:`p_y > 0.5`, and FL otherwise.
 

@@ -10,7 +10,11 @@ its losses against the eager kernel (itself checked against the official vectors
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -259,3 +263,41 @@ def test_scheduled_gamma_follows_the_epoch_in_the_fused_kernel(fused_kernel) -> 
     torch.testing.assert_close(loss(logits, target), expected(5.0))
     policy.set_epoch(2)
     torch.testing.assert_close(loss(logits, target), expected(1.0))
+
+
+@pytest.mark.parametrize("capability", ["avx2", "default"])
+def test_other_vector_widths_agree_too(capability: str) -> None:
+    """The kernel built for AVX2 (8 float lanes) and for portable vectors, in a process whose
+    ``ATEN_CPU_CAPABILITY`` selects them (the build flags follow PyTorch's capability), passes
+    the brute-force, eager-parity and cross-entropy tests of this module (AVX-512 is the build
+    of this process on an AVX-512 machine)."""
+    require_fused_kernel()
+    native = torch.backends.cpu.get_cpu_capability()
+    if capability == "avx2" and native not in ("AVX2", "AVX512"):
+        pytest.skip(f"the CPU has no AVX2 (capability {native})")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+    probe = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    selected = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert selected.stdout.strip() == capability.upper()
+    tests = "runner_up or matches_eager or gamma_zero"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            __file__,
+            "-k",
+            tests,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

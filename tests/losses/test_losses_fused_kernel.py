@@ -301,3 +301,11 @@ def test_other_vector_widths_agree_too(capability: str) -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_kernel_is_built_with_openmp_where_torch_uses_it(fused_kernel) -> None:
+    """at::parallel_for is inlined OpenMP: without -fopenmp the kernel would silently run on one
+    thread. On Linux with an OpenMP torch the module must need libgomp (torch's, already loaded)."""
+    if not (sys.platform.startswith("linux") and torch.backends.openmp.is_available()):
+        pytest.skip("OpenMP builds are made on Linux with an OpenMP torch only")
+    assert b"libgomp.so" in Path(fused_kernel.__file__).read_bytes()

@@ -101,11 +101,18 @@ def build_fused_kernel(verbose: bool = False) -> ModuleType:
             from torch.utils.cpp_extension import load
 
             capability = torch.backends.cpu.get_cpu_capability()
+            link_flags: list[str] = []
             if sys.platform == "win32":  # MSVC: portable vectors only
                 flags = ["/O2"]
             else:
                 flags = ["-O3", *_ARCH_FLAGS.get(capability, [])]
-            # the name keys the build cache: a changed source or ISA builds anew
+                if sys.platform.startswith("linux") and torch.backends.openmp.is_available():
+                    # at::parallel_for is OpenMP pragmas inlined from the headers: without
+                    # -fopenmp they are ignored and the kernel runs on one thread. The library
+                    # resolves to the libgomp.so.1 that torch has already loaded.
+                    flags.append("-fopenmp")
+                    link_flags.append("-fopenmp")
+            # the name keys the build cache: a changed source or flags build anew
             digest = hashlib.sha256(_SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()
             name = f"focalcal_fused_cpu_{capability.lower().replace(' ', '_')}_{digest[:12]}"
             try:
@@ -113,6 +120,7 @@ def build_fused_kernel(verbose: bool = False) -> ModuleType:
                     name=name,
                     sources=[str(_SOURCE)],
                     extra_cflags=flags,
+                    extra_ldflags=link_flags,
                     verbose=verbose,
                 )
             except Exception as error:  # compiler or ninja missing, headers mismatched, ...

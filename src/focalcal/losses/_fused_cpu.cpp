@@ -22,7 +22,6 @@
 #include <torch/extension.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <utility>

@@ -378,7 +378,10 @@ def focal_family_loss(
         gamma_fn: maps detached ``(p_y, p_j)`` (shape (N, 1, d1, ...)) to ``(gamma, inverse)``.
         runner_up: include :math:`p_j`, the largest probability strictly below :math:`p_y` (dual
             focal). Ties with :math:`p_y` are excluded; among tied candidates the gradient goes to
-            the lowest class index, as ``topk`` does on CPU in the official code.
+            the lowest class index, as ``topk`` does on CPU in the official code (the fused
+            CPU kernel: to the largest logit among them, then the lowest index).
+        gamma_table: ``gamma_fn`` as a step function, if it is one; the fused CPU kernel then
+            computes the whole loss itself (otherwise only the per-item statistics).
 
     Returns:
         A scalar, or (N, d1, ...) for ``"none"``; differentiable w.r.t. ``logits`` (first order).

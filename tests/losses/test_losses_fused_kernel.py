@@ -309,3 +309,72 @@ def test_kernel_is_built_with_openmp_where_torch_uses_it(fused_kernel) -> None:
     if not (sys.platform.startswith("linux") and torch.backends.openmp.is_available()):
         pytest.skip("OpenMP builds are made on Linux with an OpenMP torch only")
     assert b"libgomp.so" in Path(fused_kernel.__file__).read_bytes()
+
+
+def _table_gamma(table, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(γ ≥ 0, inverse) of a GammaTable, as the kernel reads it: the default, replaced by each
+    step's γ whose threshold the reference is below (largest threshold first); signed γ < 0 means
+    inverse focal."""
+    gamma = torch.full_like(reference, table.default)
+    for threshold, value in table.steps:
+        gamma = torch.where(reference < threshold, torch.full_like(gamma, value), gamma)
+    inverse = gamma < 0 if table.signed else torch.zeros_like(reference, dtype=torch.bool)
+    return gamma.abs() if table.signed else gamma, inverse
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adafocal_gamma_table_bins_exactly_like_assign_bins(dtype: torch.dtype) -> None:
+    """Every reference value, including the edges themselves and their float neighbours, gets
+    the bin γ of the eager lookup, for signed (official) and unsigned bins, with equal edges."""
+    from focalcal.losses import AdaDualFocalLoss, AdaFocalLoss
+
+    edges = [0.0, 0.1, 0.3, 0.3, 0.55, 0.9, 1.0]
+    official = AdaFocalLoss()
+    official.set_bins(edges, [4.0, 2.0, 9.0, 0.2, -0.3, -1.5])
+    dual = AdaDualFocalLoss()
+    dual.set_bins(edges, [6.0, 4.0, 9.0, 2.5, 1.5, 0.7])
+    at_edges = torch.tensor(edges, dtype=torch.float64).to(dtype)
+    reference = torch.cat(
+        [
+            torch.rand(2000, generator=torch.Generator().manual_seed(0), dtype=dtype),
+            at_edges,
+            torch.nextafter(at_edges, torch.full_like(at_edges, 2.0)),
+            torch.nextafter(at_edges, torch.full_like(at_edges, -1.0)),
+            torch.tensor([0.6], dtype=dtype),  # rounds above 3/5 in float32
+        ]
+    ).clamp(0, 1)
+    for loss in (official, dual):
+        table = loss.gamma_table(dtype)
+        gamma, inverse = _table_gamma(table, reference)
+        expected_gamma, expected_inverse = loss._gamma(reference, None)
+        torch.testing.assert_close(gamma, expected_gamma, rtol=0, atol=0)
+        assert torch.equal(inverse, torch.as_tensor(expected_inverse).expand_as(inverse))
+    # the cache follows in-place updates of the bins
+    table = official.gamma_table(dtype)
+    official.bin_gammas.mul_(0.5)
+    assert official.gamma_table(dtype) != table
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fused_adafocal_with_inverse_bins_matches_eager(fused_kernel, reduction) -> None:
+    from focalcal.losses import AdaDualFocalLoss, AdaFocalLoss
+
+    official = AdaFocalLoss(reduction=reduction)
+    official.set_bins([0.0, 0.2, 0.4, 0.6, 0.8, 1.0], [3.0, 1.0, 0.2, -0.2, -1.5])
+    dual = AdaDualFocalLoss(reduction=reduction)
+    dual.set_bins([0.0, 0.25, 0.5, 1.0], [5.0, 2.0, 0.5])
+    g = torch.Generator().manual_seed(9)
+    for loss in (official, dual):
+        for dtype, tol in [(torch.float64, 1e-10), (torch.float32, 2e-5)]:
+            logits = (torch.randn(64, 7, generator=g, dtype=torch.float64) * 3).to(dtype)
+            target = torch.randint(0, 7, (64,), generator=g)
+            target[::9] = -100
+            results = []
+            for kernel in ("eager", "fused"):
+                set_cpu_kernel(kernel)
+                x = logits.clone().requires_grad_(True)
+                value = loss(x, target)
+                value.sum().backward()
+                results.append((value.detach(), x.grad))
+            for a, b in zip(*results, strict=True):
+                torch.testing.assert_close(b, a, rtol=tol, atol=tol * float(a.abs().max()))

@@ -10,7 +10,8 @@
 // (then one exact pass). Among classes whose log p equals log p_j, j is the one with the largest
 // logit (the true largest probability), the lowest index among equal logits. `loss` adds the
 // per-item algebra of -w b^gamma log p_y (b = 1 - p_y + p_j, or 1 + p_y for inverse focal;
-// gamma from a thresholds table on p_y or on the margin p_y - p_j), the reduction and the
+// gamma from a thresholds table on p_y or on the margin p_y - p_j, possibly signed as in
+// AdaFocal), the reduction and the
 // derivatives d_y = dl/dlog p_y, d_j = dl/dlog p_j, vectorised over items. `backward` writes
 //   dL/dx_c = g_y (e_y - p)_c + g_j (e_j - p)_c,   g = d * grad_out,  p_c = exp(log p_c)
 // in one pass (cross-entropy's backward needs a zero fill, a scatter and log_softmax's backward).
@@ -276,11 +277,13 @@ std::vector<torch::Tensor> stats(const torch::Tensor& logits, const torch::Tenso
 }
 
 // gamma = values[k] for the last k (thresholds descending) with reference < thresholds[k], else
-// fallback; the reference is p_y, or p_y - p_j with `margin`.
+// fallback; the reference is p_y, or p_y - p_j with `margin`. `inverse`: every item is inverse
+// focal (b = 1 + p_y); `signed_gamma`: items whose gamma is negative are inverse focal with
+// |gamma| (official AdaFocal).
 struct GammaTable {
   std::vector<double> thresholds, values;
   double fallback;
-  bool margin, inverse;
+  bool margin, inverse, signed_gamma;
 };
 
 // Per-item value -f log p_y and derivatives for items [begin, end), f = scale w b^gamma.
@@ -300,22 +303,34 @@ void item_algebra(int64_t begin, int64_t end, Targets Y, const T* weight, const 
     const V lpy = V::loadu(LPY + i, count);
     const V py = lpy.exp();
     const V pj = LPJ ? V::loadu(LPJ + i, count).exp() : V(T(0));
-    V base = g.inverse ? one + py : pj - lpy.expm1();
     const V reference = g.margin ? py - pj : py;
     V gamma(T(g.fallback));
     for (size_t k = 0; k < g.thresholds.size(); ++k) {
       gamma = V::blendv(gamma, V(T(g.values[k])), reference < V(T(g.thresholds[k])));
     }
+    // the sign of db/dlog p_y: -p_y (focal, dual focal) or +p_y (inverse focal)
+    V base = pj - lpy.expm1(), signed_gamma = gamma, inverse(T(0));
+    if (g.inverse) {
+      base = one + py;
+      signed_gamma = -gamma;
+    } else if (g.signed_gamma) {
+      inverse = gamma < V(T(0));
+      gamma = gamma.abs();
+      base = V::blendv(base, one + py, inverse);
+      signed_gamma = V::blendv(gamma, -gamma, inverse);
+    }
     base = at::vec::maximum(base, tiny);
     const V f = V::loadu(w_l) * base.pow(gamma) * vscale;
     (-(f * lpy)).store(value + i, count);
     if (!DY) continue;
-    // d/dlog p_y of -f log p_y, with db/dlog p_y = -p_y (+p_y inverse): -f (1 -+ gamma p_y
-    // log p_y / b); d/dlog p_j with db/dlog p_j = p_j: -f gamma p_j log p_y / b. b is clamped
-    // > 0 and p_y log p_y / b is bounded (b >= 1 - p_y ~ -log p_y as p_y -> 1).
-    const V signed_gamma = g.inverse ? -gamma : gamma;
+    // d/dlog p_y of -f log p_y: -f (1 -+ gamma p_y log p_y / b); d/dlog p_j (db/dlog p_j = p_j,
+    // none for inverse items): -f gamma p_j log p_y / b. b is clamped > 0 and p_y log p_y / b is
+    // bounded (b >= 1 - p_y ~ -log p_y as p_y -> 1).
     (-f * (one - signed_gamma * (py * lpy / base))).store(DY + i, count);
-    if (DJ) (-f * gamma * (pj * lpy / base)).store(DJ + i, count);
+    if (DJ) {
+      const V d_j = -f * gamma * (pj * lpy / base);
+      V::blendv(d_j, V(T(0)), inverse).store(DJ + i, count);
+    }
   }
 }
 
@@ -326,7 +341,7 @@ std::vector<torch::Tensor> loss(const torch::Tensor& logits, const torch::Tensor
                                 const torch::Tensor& weight, int64_t ignore_index, bool runner_up,
                                 bool need_grad, std::vector<double> thresholds,
                                 std::vector<double> values, double fallback, bool margin,
-                                bool inverse, int64_t reduction) {
+                                bool inverse, bool signed_gamma, int64_t reduction) {
   TORCH_CHECK(thresholds.size() == values.size(), "thresholds, values: unequal lengths");
   TORCH_CHECK(reduction >= 0 && reduction <= 2, "reduction: expected 0, 1 or 2");
   TORCH_CHECK(!(inverse && runner_up), "inverse focal has no runner-up term");
@@ -336,7 +351,8 @@ std::vector<torch::Tensor> loss(const torch::Tensor& logits, const torch::Tensor
   auto value = torch::empty({N, S}, opts);
   auto d_y = torch::empty({need_grad ? N : 0, S}, opts);
   auto d_j = torch::empty({need_grad && runner_up ? N : 0, S}, opts);
-  const GammaTable g{std::move(thresholds), std::move(values), fallback, margin, inverse};
+  const GammaTable g{std::move(thresholds), std::move(values), fallback, margin, inverse,
+                     signed_gamma};
   torch::Tensor result = value;
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "focalcal_fused_loss", [&] {
     using T = scalar_t;

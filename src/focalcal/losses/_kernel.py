@@ -25,9 +25,9 @@ On CPU, ``set_cpu_kernel("fused")`` (:mod:`focalcal.losses._fused`) hands the sa
 to a C++ kernel (``_fused_cpu.cpp``): per-item statistics (log p_y, the runner-up p_j and its
 class, the log-sum-exp) in two read passes over the logits without any (N, C) tensor, and the
 gradient in one pass. When γ is a step function of p_y or of the margin (:class:`GammaTable`:
-fixed, scheduled and thresholds-table γ, i.e. FL, FLSD, DFL, DFL-SD, inverse focal) the per-item
-algebra and the reduction run in the kernel too; other policies (Lambert-W γ, AdaFocal's bins)
-run the per-item algebra here on the kernel's statistics.
+fixed, scheduled and thresholds-table γ, AdaFocal's bins, i.e. every focal-type loss but the
+Lambert-W γ) the per-item algebra and the reduction run in the kernel too; otherwise the per-item
+algebra runs here on the kernel's statistics.
 """
 
 from __future__ import annotations
@@ -53,18 +53,21 @@ _REDUCTION_CODES = {"none": 0, "mean": 1, "sum": 2}
 
 
 class GammaTable(NamedTuple):
-    """``gamma_fn`` as a step function, which the fused CPU kernel evaluates itself.
+    r"""``gamma_fn`` as a step function, which the fused CPU kernel evaluates itself.
 
     γ is ``default``, replaced in turn by the γ of every ``(threshold, γ)`` step (largest threshold
     first) whose threshold the reference probability is below: :math:`p_y`, or the margin
-    :math:`p_y - p_j` with ``margin``. ``inverse`` selects the base :math:`1 + p_y`. Must give the
-    same γ as ``gamma_fn`` (see :meth:`GammaPolicy.steps`).
+    :math:`p_y - p_j` with ``margin``. ``inverse`` selects the base :math:`1 + p_y` for every
+    item; ``signed`` makes items whose γ is negative inverse focal with :math:`|\gamma|` (official
+    AdaFocal). Must give the same γ as ``gamma_fn`` (see :meth:`GammaPolicy.steps` and
+    :meth:`AdaFocalLoss.gamma_table`).
     """
 
     steps: tuple[tuple[float, float], ...]
     default: float
     margin: bool = False
     inverse: bool = False
+    signed: bool = False
 
 
 class _Consts:
@@ -325,6 +328,7 @@ def _fused_loss(
         gamma_table.default,
         gamma_table.margin,
         gamma_table.inverse,
+        gamma_table.signed,
         _REDUCTION_CODES[ctx.reduction],
     )
     if need_grad:

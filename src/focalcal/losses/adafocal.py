@@ -23,9 +23,16 @@ from focalcal._validation import (
     check_real,
     check_targets,
 )
-from focalcal.losses._kernel import focal_family_loss
+from focalcal.losses._fused import fused_kernel_for
+from focalcal.losses._kernel import GammaTable, focal_family_loss
 from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32
-from focalcal.metrics.binning import assign_bins, bin_sums, equal_mass_edges, equal_width_edges
+from focalcal.metrics.binning import (
+    assign_bins,
+    bin_sums,
+    edges_in_dtype,
+    equal_mass_edges,
+    equal_width_edges,
+)
 
 __all__ = ["AdaDualFocalLoss", "AdaFocalLoss", "adafocal_gamma_update", "calibration_gaps"]
 
@@ -208,6 +215,26 @@ class AdaFocalLoss(WeightedLoss):
         return self.bin_gammas.to(device=reference.device, dtype=reference.dtype)[bins]
 
     _runner_up = False
+    _table_cache: tuple[tuple, GammaTable] | None = None
+
+    def gamma_table(self, dtype: torch.dtype) -> GammaTable:
+        r"""The per-bin γ as a step function, which the fused CPU kernel evaluates itself.
+
+        Bin b is :math:`(e_b, e_{b+1}]` of the reference (p_y, or the margin for AdaDualFocal) in
+        ``dtype``, with the edges rounded to ``dtype`` as :func:`assign_bins` does; so
+        :math:`v \le e` becomes :math:`v < \mathrm{nextafter}(e, +\infty)`, exactly. Cached until
+        the bins change (``set_bins``, ``update``, ``load_state_dict``, ``to``).
+        """
+        edges, gammas = self.bin_edges, self.bin_gammas
+        key = (dtype, id(edges), edges._version, id(gammas), gammas._version)
+        if self._table_cache is None or self._table_cache[0] != key:
+            inner = edges_in_dtype(edges[1:-1].cpu(), dtype)
+            upper = torch.nextafter(inner, torch.full_like(inner, torch.inf)).tolist()
+            values = gammas.tolist()
+            steps = tuple(zip(reversed(upper), reversed(values[:-1]), strict=True))
+            table = GammaTable(steps, values[-1], margin=self._runner_up, signed=self.signed)
+            self._table_cache = (key, table)
+        return self._table_cache[1]
 
     def _gamma(self, p_y: Tensor, p_j: Tensor | None) -> tuple[Tensor, Tensor | bool]:
         """(γ ≥ 0, inverse-focal flag) of each item from its bin (looked up with p_y)."""
@@ -227,6 +254,9 @@ class AdaFocalLoss(WeightedLoss):
             self.reduction,
             self._gamma,
             runner_up=self._runner_up,
+            gamma_table=None
+            if fused_kernel_for(logits) is None
+            else self.gamma_table(logits.dtype),
         )
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:

@@ -8,8 +8,10 @@ about half a minute and is cached under ``TORCH_EXTENSIONS_DIR``, by default
 ``~/.cache/torch_extensions``, so later processes load it at once). Vector width is chosen from
 :func:`torch.backends.cpu.get_cpu_capability`, as PyTorch's own CPU kernels are.
 
-Select it with :func:`set_cpu_kernel` or the ``FOCALCAL_CPU_KERNEL`` environment variable
-(``"eager"``, the default, or ``"fused"``). CUDA and other devices always use the eager kernel.
+Select it with :func:`set_cpu_kernel` (which builds at once) or the ``FOCALCAL_CPU_KERNEL``
+environment variable (``"eager"``, the default, or ``"fused"``; read at import, the build then
+happens at the first loss call, and child processes such as DDP workers inherit it). CUDA and
+other devices always use the eager kernel.
 """
 
 from __future__ import annotations
@@ -138,4 +140,4 @@ def fused_kernel_for(logits: Tensor) -> ModuleType | None:
         return None
     if logits.dtype not in (torch.float32, torch.float64):
         return None
-    return build_fused_kernel()
+    return _module if _module is not None else build_fused_kernel()

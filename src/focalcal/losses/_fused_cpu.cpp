@@ -76,13 +76,14 @@ std::pair<T, int64_t> runner_up_exact(const T* x, int64_t C, int64_t stride, T m
 // The runner-up from the logit x2 = max{x_c : x_c < x_y} found in the max pass (index2 the
 // lowest c holding it): log p_c is non-decreasing in x_c, so every class with log p_c < log p_y
 // has x_c <= x2, and when x2's own log p is below log p_y (unless rounding ties it with p_y) it
-// is the maximum; ties are resolved by runner_up_exact.
+// is the maximum; ties (and an unknown index2, -1) are resolved by runner_up_exact, so the
+// index returned is always in [0, C) (backward writes there).
 template <typename T>
 std::pair<T, int64_t> runner_up_from_logit(const T* x, int64_t C, int64_t stride, T m, T ls,
                                            T lpy, T x2, int64_t index2) {
   if (!(x2 > -std::numeric_limits<T>::infinity())) return {x2, 0};
   const T lpj = (x2 - m) - ls;
-  if (lpj < lpy && index2 >= 0) return {lpj, index2};
+  if (lpj < lpy && index2 >= 0 && index2 < C) return {lpj, index2};
   return runner_up_exact(x, C, stride, m, ls, lpy);
 }
 

@@ -13,7 +13,6 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -257,12 +256,14 @@ def test_scheduled_gamma_follows_the_epoch_in_the_fused_kernel(fused_kernel) -> 
     target = torch.arange(10) % 4
     policy = ScheduledGamma({0: 5.0, 2: 1.0})
     loss = get_loss("focal", gamma=policy)
-    expected: Callable[[float], torch.Tensor] = lambda gamma: get_loss("focal", gamma=gamma)(  # noqa: E731
-        logits, target
-    )
-    torch.testing.assert_close(loss(logits, target), expected(5.0))
+
+    def fixed(gamma: float) -> torch.Tensor:
+        return get_loss("focal", gamma=gamma)(logits, target)
+
+    torch.testing.assert_close(loss(logits, target), fixed(5.0))
     policy.set_epoch(2)
-    torch.testing.assert_close(loss(logits, target), expected(1.0))
+    torch.testing.assert_close(loss(logits, target), fixed(1.0))
+    assert not torch.allclose(fixed(5.0), fixed(1.0))  # the two epochs differ
 
 
 @pytest.mark.parametrize("capability", ["avx2", "default"])

@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -103,15 +104,33 @@ def test_runner_up_with_many_exact_ties_across_vector_tails(
 
 
 def _loss_and_grad(
-    name: str, kwargs: dict, logits: torch.Tensor, target: torch.Tensor, kernel: str, **options
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    kernel: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Value and logit gradient of ``loss`` under the CPU ``kernel``."""
     set_cpu_kernel(kernel)
     x = logits.clone().requires_grad_(True)
-    value = get_loss(name, **kwargs, **options)(x, target)
+    value = loss(x, target)
     # a non-uniform upstream gradient for "none" (and a non-contiguous one: an expanded column)
     upstream = torch.linspace(0.5, 1.5, value.numel()).reshape(value.shape) if value.ndim else 1.0
     (value * upstream).sum().backward()
     return value.detach(), x.grad
+
+
+def _assert_kernels_agree(
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    tol: float,
+) -> None:
+    """The fused kernel's value and gradient equal the eager kernel's to ``tol`` (relative to
+    the largest entry)."""
+    eager = _loss_and_grad(loss, logits, target, "eager")
+    fused = _loss_and_grad(loss, logits, target, "fused")
+    for a, b in zip(eager, fused, strict=True):
+        torch.testing.assert_close(b, a, rtol=tol, atol=tol * float(a.abs().max()))
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -128,11 +147,8 @@ def test_fused_matches_eager_kernel(fused_kernel, name, kwargs, reduction) -> No
             target = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
             target.view(-1)[::7] = -100
             weight = torch.rand(shape[1], generator=g, dtype=torch.float64).to(dtype) + 0.1
-            options = {"weight": weight, "reduction": reduction}
-            eager = _loss_and_grad(name, kwargs, logits, target, "eager", **options)
-            fused = _loss_and_grad(name, kwargs, logits, target, "fused", **options)
-            for a, b in zip(eager, fused, strict=True):
-                torch.testing.assert_close(b, a, rtol=tol, atol=tol * float(a.abs().max()))
+            loss = get_loss(name, **kwargs, weight=weight, reduction=reduction)
+            _assert_kernels_agree(loss, logits, target, tol)
 
 
 def test_fused_focal_at_gamma_zero_is_cross_entropy(fused_kernel) -> None:
@@ -206,7 +222,7 @@ def test_fused_results_do_not_depend_on_the_thread_count(fused_kernel) -> None:
     results = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        results.append(_loss_and_grad("dual_flsd53", {}, logits, target, "fused"))
+        results.append(_loss_and_grad(get_loss("dual_flsd53"), logits, target, "fused"))
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
@@ -370,12 +386,4 @@ def test_fused_adafocal_with_inverse_bins_matches_eager(fused_kernel, reduction)
             logits = (torch.randn(64, 7, generator=g, dtype=torch.float64) * 3).to(dtype)
             target = torch.randint(0, 7, (64,), generator=g)
             target[::9] = -100
-            results = []
-            for kernel in ("eager", "fused"):
-                set_cpu_kernel(kernel)
-                x = logits.clone().requires_grad_(True)
-                value = loss(x, target)
-                value.sum().backward()
-                results.append((value.detach(), x.grad))
-            for a, b in zip(*results, strict=True):
-                torch.testing.assert_close(b, a, rtol=tol, atol=tol * float(a.abs().max()))
+            _assert_kernels_agree(loss, logits, target, tol)

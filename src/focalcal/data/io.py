@@ -1,5 +1,5 @@
 """File helpers shared by the dataset readers: checksums, downloads, safe extraction, atomic
-writes, clear missing-file errors, and threaded image decoding with an on-disk cache."""
+writes (through :mod:`focalcal._io`), clear missing-file errors, and threaded image decoding with an on-disk cache."""
 
 from __future__ import annotations
 
@@ -7,21 +7,20 @@ import hashlib
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
+from .._io import atomic_write
 from .._optional import require
 
 __all__ = [
     "ChecksumError",
-    "atomic_write",
     "cache_dir",
     "decode_images",
     "download_file",
@@ -56,21 +55,6 @@ def md5sum(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
         while chunk := fh.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(fh)`` on a temporary file beside ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def missing_file_error(

@@ -17,11 +17,11 @@ Reference: DeGroot & Fienberg 1983; Niculescu-Mizil & Caruana 2005; Guo et al. 2
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from focalcal._io import atomic_write
 from focalcal._optional import require
 from focalcal._validation import check_n_bins
 from focalcal.metrics import calibration_bins, ece
@@ -190,7 +190,7 @@ def save_reliability_diagram(
     """Draw :func:`reliability_diagram` on a new figure and write it to ``path`` atomically.
 
     The format comes from the suffix (``.png``, ``.svg`` or ``.pdf``); the figure is written to a
-    temporary file in the same folder and moved into place with ``os.replace``. No pyplot state
+    temporary file in the same folder and moved into place (:mod:`focalcal._io`). No pyplot state
     is touched. Returns the path written.
 
     Example:
@@ -219,14 +219,5 @@ def save_reliability_diagram(
     else:
         ax = fig.add_subplot()
     reliability_diagram(probs, labels, ax=ax, **kwargs)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=fmt)
-        # mkstemp makes the file 0600: keep the mode of the file replaced, else rw-r--r--
-        os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda handle: fig.savefig(handle, format=fmt))
     return target

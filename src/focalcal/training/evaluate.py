@@ -28,10 +28,10 @@ import torch
 from torch import Tensor
 
 from .. import metrics
+from .._io import atomic_save_npz, atomic_write_text
 from .._validation import check_choice, check_int
 from ..calibration import TemperatureScaling
 from ..metrics import ood
-from ._io import atomic_save_npz, atomic_write_text
 from .config import TrainConfig, load_config
 from .run import CONFIG_FILE, LOGITS_FILE, compute_logits, load_model, load_splits
 

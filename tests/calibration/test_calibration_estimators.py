@@ -37,7 +37,7 @@ def test_registry_names_and_aliases():
     assert set(NAMES) <= set(CALIBRATORS.names())
     assert isinstance(get_calibrator("Temperature-Scaling"), TemperatureScaling)
     assert isinstance(get_calibrator("odir", reg_intercept=0.5), MatrixScaling)
-    assert get_calibrator("ts", method="grid").method == "grid"
+    assert get_calibrator("ts", method="grid_ece").method == "grid_ece"
     with pytest.raises(ValueError, match=r"unknown calibrator 'platt'.*temperature"):
         get_calibrator("platt")
 
@@ -70,7 +70,7 @@ def test_clone_keeps_hyper_parameters_and_drops_fitted_state():
 
 def test_clone_copies_list_hyper_parameters():
     base = pytest.importorskip("sklearn.base")
-    ts = TemperatureScaling("ece", "grid", grid=[0.5, 1.0, 2.0], bounds=(0.1, 10.0))
+    ts = TemperatureScaling("grid_ece", grid=[0.5, 1.0, 2.0], bounds=(0.1, 10.0))
     fresh = base.clone(ts)
     assert fresh.grid == [0.5, 1.0, 2.0] and fresh.grid is not ts.grid
     assert fresh.bounds == (0.1, 10.0)

@@ -161,7 +161,9 @@ def label_log_prob(x: Tensor, labels: Tensor, from_logits: bool) -> Tensor:
 def brier_per_sample(probs: Tensor, labels: Tensor) -> Tensor:
     r"""float64 (N,) :math:`\sum_c (p_c - 1[c = y])^2 = \sum_c p_c^2 - 2 p_y + 1`."""
     p_label = probs.gather(1, labels.unsqueeze(1)).squeeze(1).double()
-    squared_norm = torch.linalg.vector_norm(probs, dim=1).double().square()
+    half = probs.dtype in (torch.float16, torch.bfloat16)  # a half-precision norm loses digits
+    squared_norm = torch.linalg.vector_norm(probs, dim=1, dtype=torch.float32 if half else None)
+    squared_norm = squared_norm.double().square()
     return squared_norm - 2 * p_label + 1
 
 

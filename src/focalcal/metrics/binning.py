@@ -294,8 +294,9 @@ def classwise_bin_sums(
 
     def per_class(values: Tensor) -> Tensor:
         """Weighted column sums of an (N, C) tensor: (C,) or (R, C)."""
-        if w is None:
-            return values.sum(0).to(dtype)  # cascade summation: accurate in float32 too
+        if w is None:  # cascade summation: accurate in float32 too, but not in half precision
+            half = values.dtype in (torch.float16, torch.bfloat16)
+            return values.sum(0, dtype=torch.float32 if half else None).to(dtype)
         return (w @ values.to(dtype)).reshape(*lead, c)
 
     def per_label(row_values: Tensor) -> Tensor:

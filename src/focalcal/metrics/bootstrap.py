@@ -57,7 +57,14 @@ _BLOCK_ELEMENTS = 4_000_000  # resamples are processed in blocks of ~R·N <= thi
 
 class BootstrapResult(NamedTuple):
     """``estimate`` on the full data, percentile interval ``[low, high]`` at ``level``, and the
-    ``samples`` (n_resamples,) of the resampled metric."""
+    ``samples`` (n_resamples,) of the resampled metric (returned by :func:`bootstrap_ci`).
+
+    Example:
+        >>> p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+        >>> r = bootstrap_ci("accuracy", p, torch.tensor([0, 1, 1]), n_resamples=50)
+        >>> r.samples.shape, r.level
+        (torch.Size([50]), 0.95)
+    """
 
     estimate: float
     low: float
@@ -75,7 +82,16 @@ class PairedBootstrapResult(NamedTuple):
     """``difference = metric(A) - metric(B)`` with its percentile interval, and ``p_value``, the
     one-sided bootstrap p-value of "A is better than B" (lower is better unless
     ``higher_is_better``): the fraction of resamples, with the +1 correction, in which A is *not*
-    better. ``method`` chooses the interval as in :func:`bootstrap_ci`."""
+    better. ``method`` chooses the interval as in :func:`bootstrap_ci`. Returned by
+    :func:`paired_bootstrap`.
+
+    Example:
+        >>> y = torch.tensor([0, 1] * 20)
+        >>> sure = torch.nn.functional.one_hot(y, 2).float() * 0.8 + 0.1
+        >>> r = paired_bootstrap("accuracy", sure, sure.flip(1), y, n_resamples=50)
+        >>> r.difference, r.p_value < 0.05
+        (1.0, True)
+    """
 
     difference: float
     low: float

@@ -1,4 +1,4 @@
-"""Parity with the official implementations' outputs (../shared/refvectors, convention="official")
+"""Parity with the official implementations' outputs (``refvectors`` fixture, convention="official")
 and with their float64 list-based helpers (convention="default")."""
 
 from __future__ import annotations

@@ -17,30 +17,12 @@ from focalcal.metrics.binning import assign_bins, classwise_bin_sums, equal_widt
 PROBS = torch.tensor([[0.7, 0.3], [0.2, 0.8]])
 LABELS = torch.tensor([0, 1])
 FUNCTIONAL = [
-    metrics.ece,
-    metrics.adaece,
-    metrics.classwise_ece,
-    metrics.mce,
-    metrics.rmsce,
-    metrics.nll,
-    metrics.brier,
-    metrics.accuracy,
-    metrics.error,
-    metrics.smooth_ece,
-    metrics.calibration_bins,
-]
-STREAMING = [
-    "ECE",
-    "MCE",
-    "RMSCE",
-    "AdaECE",
-    "ClasswiseECE",
-    "SmoothECE",
-    "NLL",
-    "Brier",
-    "Accuracy",
-    "CalibrationMetrics",
-]
+    getattr(metrics, name)
+    for name in "ece adaece classwise_ece mce rmsce nll brier accuracy error smooth_ece".split()
+] + [metrics.calibration_bins]
+STREAMING = (
+    "ECE MCE RMSCE AdaECE ClasswiseECE SmoothECE NLL Brier Accuracy CalibrationMetrics".split()
+)
 BOOL_MESSAGE = r"{}: expected a bool \(True or False\), got {}"
 
 

@@ -42,19 +42,9 @@ from focalcal.metrics.functional import (
 )
 from focalcal.metrics.smooth import smooth_ece
 
+#: the streaming classes, loaded from :mod:`focalcal.metrics.streaming` on first access
 _STREAMING = frozenset(
-    {
-        "ECE",
-        "MCE",
-        "NLL",
-        "RMSCE",
-        "Accuracy",
-        "AdaECE",
-        "Brier",
-        "CalibrationMetrics",
-        "ClasswiseECE",
-        "SmoothECE",
-    }
+    "ECE MCE NLL RMSCE Accuracy AdaECE Brier CalibrationMetrics ClasswiseECE SmoothECE".split()
 )
 
 __all__ = [

@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(cell)
                     print(_row(cell), flush=True)
     _summary(cells)
-    print(f"\n{time.process_time() - started:.0f} s of CPU time, {time.perf_counter() - wall:.0f} s of wall time")
+    print(
+        f"\n{time.process_time() - started:.0f} s of CPU time, {time.perf_counter() - wall:.0f} s of wall time"
+    )
     if args.json:
         args.json.write_text(json.dumps(cells, indent=2) + "\n")
     return 0

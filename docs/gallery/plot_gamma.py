@@ -1,0 +1,7 @@
+"""
+γ's effect on the focal loss
+============================
+
+x
+"""
+print(1)

@@ -1,7 +1,0 @@
-"""
-γ's effect on the focal loss
-============================
-
-x
-"""
-print(1)

@@ -18,7 +18,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "focalcal"
 author = "focalcal developers"
-copyright = "focalcal developers, MIT licence"  # noqa: A001 (Sphinx's name)
+copyright = "focalcal developers, MIT licence"
 
 extensions = [
     "myst_parser",

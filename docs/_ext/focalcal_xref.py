@@ -92,12 +92,16 @@ def resolve(
             while name and name not in py.modules:
                 name = name.rpartition(".")[0]
             if name:
-                return py.resolve_xref(env, node["refdoc"], app.builder, "mod", name, node, contnode)
+                return py.resolve_xref(
+                    env, node["refdoc"], app.builder, "mod", name, node, contnode
+                )
             return contnode
         documented = _documented_by_identity(env).get(id(obj))
         if documented:
             role = "obj"
-            return py.resolve_xref(env, node["refdoc"], app.builder, role, documented, node, contnode)
+            return py.resolve_xref(
+                env, node["refdoc"], app.builder, role, documented, node, contnode
+            )
         return contnode
     return None
 

@@ -30,7 +30,9 @@ x_train = torch.from_numpy(data["x_train"].astype(np.float32))
 y_train = torch.from_numpy(data["y_train"])
 x_test = torch.from_numpy(data["x_test"].astype(np.float32))
 y_test = torch.from_numpy(data["y_test"])
-print(f"train {tuple(x_train.shape)}, test {tuple(x_test.shape)}, {len(data['class_names'])} classes")
+print(
+    f"train {tuple(x_train.shape)}, test {tuple(x_test.shape)}, {len(data['class_names'])} classes"
+)
 
 # %%
 # One training function for every loss: only the criterion differs.
@@ -79,6 +81,6 @@ for name, z in test_logits.items():
 # The reliability diagrams: cross-entropy's bars fall below the diagonal (over-confident).
 
 fig, axes = plt.subplots(1, 3, figsize=(14, 5.5), layout="constrained")
-for ax, (name, z) in zip(axes, test_logits.items()):
+for ax, (name, z) in zip(axes, test_logits.items(), strict=True):
     reliability_diagram(z, y_test, ax=ax, from_logits=True, label=name, title=name)
 plt.show()

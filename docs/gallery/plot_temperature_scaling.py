@@ -44,8 +44,19 @@ print(f"ECE      {ece_before:.3f} -> {ece_after:.3f}")
 # samples per bin.
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.5), layout="constrained")
-reliability_diagram(test_logits, test_labels, ax=left, from_logits=True, label="raw logits",
-                    title="before: over-confident")
-reliability_diagram(calibrated, test_labels, ax=right, label=f"T = {ts.temperature_:.2f}",
-                    title="after temperature scaling")
+reliability_diagram(
+    test_logits,
+    test_labels,
+    ax=left,
+    from_logits=True,
+    label="raw logits",
+    title="before: over-confident",
+)
+reliability_diagram(
+    calibrated,
+    test_labels,
+    ax=right,
+    label=f"T = {ts.temperature_:.2f}",
+    title="after temperature scaling",
+)
 plt.show()

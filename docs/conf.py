@@ -25,7 +25,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
-    "sphinx.ext.viewcode",
     "sphinx_gallery.gen_gallery",
     "focalcal_xref",
 ]
@@ -39,6 +38,7 @@ myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
 autodoc_typehints_format = "short"
 autodoc_default_options = {"members": True}
 autodoc_inherit_docstrings = False
@@ -56,6 +56,14 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(collections|typing|os|pathlib|dataclasses|enum|abc)\..*"),
     (r"py:.*", r"(T|T_co|_T|Self)"),
 ]
+
+# MathJax comes from its CDN. To render the formulas offline, point FOCALCAL_DOCS_MATHJAX at a local
+# MathJax 2 (Debian: apt-get install libjs-mathjax; /usr/share/javascript/mathjax/MathJax.js); the
+# built pages then load it from that path, so use this for local checks, not for a published site.
+if os.environ.get("FOCALCAL_DOCS_MATHJAX"):
+    mathjax_path = Path(os.environ["FOCALCAL_DOCS_MATHJAX"]).resolve().as_uri()
+    mathjax_path += "?config=TeX-AMS-MML_HTMLorMML"
+    mathjax2_config = {"messageStyle": "none", "tex2jax": {"processEscapes": True}}
 
 html_theme = "furo"
 html_title = "focalcal"

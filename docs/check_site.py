@@ -38,7 +38,7 @@ DOCS = Path(__file__).resolve().parent
 SHOTS = {
     "front-page": ("index.html", None),
     "guide-losses": ("guide/losses.html", None),
-    "api-metrics": ("api/metrics.html", "#focalcal.metrics.ece"),
+    "api-metrics": ("api/metrics.html", '[id="focalcal.metrics.ece"]'),
     "gallery-temperature-scaling": ("auto_examples/plot_temperature_scaling.html", None),
     "gallery-temperature-scaling-figure": (
         "auto_examples/plot_temperature_scaling.html",
@@ -216,16 +216,19 @@ class Chromium:
                 )
         return problems
 
-    def screenshot(self, path: Path, selector: str | None = None) -> None:
-        """Write a 1280×900 PNG of the view, scrolled so that ``selector`` (if any) is at the top."""
+    def screenshot(self, path: Path, selector: str | None = None) -> bool:
+        """Write a 1280×900 PNG of the view, scrolled so that ``selector`` (if any) is at the top;
+        ``False`` when the page has no element matching ``selector``."""
+        # "instant": the theme scrolls smoothly, and a screenshot would catch it half-way
         scroll = (
-            f"document.querySelector({json.dumps(selector)}).scrollIntoView()"
-            if selector
-            else "window.scrollTo(0, 0)"
+            f"(t => {{ const top = t ? t.getBoundingClientRect().top + window.scrollY - 8 : 0;"
+            f" window.scrollTo({{top, behavior: 'instant'}}); return t !== null; }})"
+            f"({f'document.querySelector({json.dumps(selector)})' if selector else 'document.body'})"
         )
-        self.send("Runtime.evaluate", session=True, expression=scroll)
+        found = self.send("Runtime.evaluate", session=True, expression=scroll, returnByValue=True)
         data = self.send("Page.captureScreenshot", session=True, format="png")["data"]
         path.write_bytes(base64.b64decode(data))
+        return bool(found["result"]["value"])
 
     def close(self) -> None:
         try:
@@ -265,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, (shot_page, selector) in SHOTS.items():
                 if site / shot_page == page:
                     out = args.shots / f"{name}.png"
-                    browser.screenshot(out, selector)
+                    if not browser.screenshot(out, selector):
+                        problems.append(f"{shot_page}: no element {selector} to screenshot")
                     print(f"screenshot: {out}")
         missing = [site / p for p, _ in SHOTS.values() if not (site / p).exists()]
         problems += [f"{p.relative_to(site)}: page to screenshot is missing" for p in missing]

@@ -63,7 +63,14 @@ nitpick_ignore_regex = [
 if os.environ.get("FOCALCAL_DOCS_MATHJAX"):
     mathjax_path = Path(os.environ["FOCALCAL_DOCS_MATHJAX"]).resolve().as_uri()
     mathjax_path += "?config=TeX-AMS-MML_HTMLorMML"
-    mathjax2_config = {"messageStyle": "none", "tex2jax": {"processEscapes": True}}
+    mathjax2_config = {
+        "messageStyle": "none",
+        "tex2jax": {
+            "processEscapes": True,
+            "processClass": "math|output_area",
+            "ignoreClass": "document",
+        },
+    }
 
 html_theme = "furo"
 html_title = "focalcal"

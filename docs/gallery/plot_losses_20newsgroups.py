@@ -80,7 +80,17 @@ for name, z in test_logits.items():
 # %%
 # The reliability diagrams: cross-entropy's bars fall below the diagonal (over-confident).
 
-fig, axes = plt.subplots(1, 3, figsize=(14, 5.5), layout="constrained")
-for ax, (name, z) in zip(axes, test_logits.items(), strict=True):
-    reliability_diagram(z, y_test, ax=ax, from_logits=True, label=name, title=name)
+fig, axes = plt.subplots(
+    2, 3, figsize=(14, 6.5), height_ratios=[3, 1], sharex=True, layout="constrained"
+)
+for column, (name, z) in enumerate(test_logits.items()):
+    reliability_diagram(
+        z,
+        y_test,
+        ax=axes[0, column],
+        hist_ax=axes[1, column],
+        from_logits=True,
+        label=name,
+        title=name,
+    )
 plt.show()

@@ -43,11 +43,14 @@ print(f"ECE      {ece_before:.3f} -> {ece_after:.3f}")
 # hatched part the gap to the bin's mean confidence, and the panel underneath the share of
 # samples per bin.
 
-fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.5), layout="constrained")
+fig, axes = plt.subplots(
+    2, 2, figsize=(10, 6.5), height_ratios=[3, 1], sharex=True, layout="constrained"
+)
 reliability_diagram(
     test_logits,
     test_labels,
-    ax=left,
+    ax=axes[0, 0],
+    hist_ax=axes[1, 0],
     from_logits=True,
     label="raw logits",
     title="before: over-confident",
@@ -55,7 +58,8 @@ reliability_diagram(
 reliability_diagram(
     calibrated,
     test_labels,
-    ax=right,
+    ax=axes[0, 1],
+    hist_ax=axes[1, 1],
     label=f"T = {ts.temperature_:.2f}",
     title="after temperature scaling",
 )

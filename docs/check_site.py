@@ -247,7 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site", type=Path, default=DOCS / "_build" / "html")
     parser.add_argument("--shots", type=Path, default=DOCS / "_build" / "shots")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument(
+        "--shot",
+        action="append",
+        default=[],
+        metavar="NAME=PAGE[@SELECTOR]",
+        help="one more screenshot, e.g. api-losses=api/losses.html@.py.class",
+    )
     args = parser.parse_args(argv)
+    shots = dict(SHOTS)
+    for spec in args.shot:
+        name, _, page = spec.partition("=")
+        page, _, selector = page.partition("@")
+        if not name or not page:
+            parser.error(f"--shot: expected NAME=PAGE[@SELECTOR], got {spec!r}")
+        shots[name] = (page, selector or None)
     site = args.site.resolve()
     if not (site / "index.html").is_file():
         parser.error(f"--site: no index.html in {site}; build the site first (see the docstring)")
@@ -265,13 +279,13 @@ def main(argv: list[str] | None = None) -> int:
                 line = f"{page.relative_to(site)}: {found}"
                 # a CDN script cannot load on an offline machine; that is not a broken site
                 (external if found.startswith("external") else problems).append(line)
-            for name, (shot_page, selector) in SHOTS.items():
+            for name, (shot_page, selector) in shots.items():
                 if site / shot_page == page:
                     out = args.shots / f"{name}.png"
                     if not browser.screenshot(out, selector):
                         problems.append(f"{shot_page}: no element {selector} to screenshot")
                     print(f"screenshot: {out}")
-        missing = [site / p for p, _ in SHOTS.values() if not (site / p).exists()]
+        missing = [site / p for p, _ in shots.values() if not (site / p).exists()]
         problems += [f"{p.relative_to(site)}: page to screenshot is missing" for p in missing]
     finally:
         browser.close()

@@ -175,9 +175,9 @@ class TemperatureScaling(LogitCalibrator):
         max_iter: iteration limit of the Newton solve.
 
     Fitted attributes:
-        temperature_ (float), n_classes_ (int), n_softmax_passes_ (int, softmax passes over the
-        fitting logits), n_iter_ (int), grid_ (list of T, grid methods) and grid_scores_ (numpy
-        array of the ECE or NLL at each grid T).
+        ``temperature_`` (float), ``n_classes_`` (int), ``n_softmax_passes_`` (int, softmax
+        passes over the fitting logits), ``n_iter_`` (int), ``grid_`` (list of T, grid methods)
+        and ``grid_scores_`` (numpy array of the ECE or NLL at each grid T).
 
     Shapes: logits (N, C) float, labels (N,) int, or dense (N, C, d1, ...) with (N, d1, ...);
     numpy arrays or torch tensors on any device.

@@ -110,7 +110,6 @@ def _run(loss: Loss, logits: np.ndarray, targets: np.ndarray, dtype: torch.dtype
     return value.item(), x.grad.numpy()
 
 
-@pytest.mark.usefixtures("cpu_kernel")  # the focal base of MDCA runs on either CPU kernel
 @pytest.mark.parametrize(("tag", "setting"), PAIRS, ids=[f"{t}-{s}" for t, s in PAIRS])
 def test_values_and_gradients_match_official(recent, tag: str, setting: str) -> None:
     meta = recent["meta"]

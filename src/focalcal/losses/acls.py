@@ -28,8 +28,10 @@ def acls_penalty(
               \mathrm{neg} = \frac{1}{C - 1}\sum_{c:\,z_c < M} \max(0, \bar M - z_c - m)^2
 
     with :math:`M = \max_k z_k` (its gradient goes to the first maximal class) and
-    :math:`\bar M` the same maximum detached. As in the official code every tied maximum counts
-    once in ``pos`` and the ``neg`` divisor is C − 1 whatever the ties.
+    :math:`\bar M` the same maximum detached, as in the official code: the gap hinge pushes the
+    other logits up and leaves the maximum to the first hinge, so the gradient is, by design, not
+    the derivative of the value with respect to the maximum. As in the official code every tied
+    maximum counts once in ``pos`` and the ``neg`` divisor is C − 1 whatever the ties.
     """
     top = logits.max(dim=1, keepdim=True).values
     is_top = logits.detach() == top.detach()

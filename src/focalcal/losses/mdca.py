@@ -23,7 +23,6 @@ from focalcal.losses._reduce import (
     reduce_items,
     total_weight,
 )
-from focalcal.losses.focal import focal_loss
 from focalcal.losses.label_smoothing import label_smoothing_loss
 
 __all__ = ["MDCALoss", "mdca_loss", "mdca_penalty"]
@@ -54,22 +53,13 @@ def mdca_penalty(probs: Tensor, target: Tensor, valid: Tensor) -> Tensor:
     return (confidence - frequency).abs().mean()
 
 
-def _base_items(
-    logits: Tensor,
-    target: Tensor,
-    weight: Tensor | None,
-    ignore_index: int,
-    base: str,
-    gamma: float,
-    eps: float,
-) -> Tensor:
-    """Per-item base loss, already weighted (:math:`w_y\\ell_i`, 0 where ignored)."""
-    common = {"weight": weight, "ignore_index": ignore_index, "reduction": "none"}
-    if base == "ce":
-        return F.cross_entropy(logits, target, **common)
-    if base == "focal":
-        return focal_loss(logits, target, gamma, validate=False, **common)
-    return label_smoothing_loss(logits, target, eps, convention="paper", validate=False, **common)
+def _focal_items(logits: Tensor, safe_target: Tensor, item_weight: Tensor, gamma: float) -> Tensor:
+    r"""Per item :math:`-w_y (1 - p_y)^{\gamma}\log p_y` in plain autograd (exact second
+    derivatives); :math:`1 - p_y` is ``-expm1(log p_y)``, clamped at the smallest normal number so
+    that a saturated :math:`p_y = 1` has gradient 0 for γ < 1 too (the limit of the formula)."""
+    log_p_y = torch.log_softmax(logits, dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
+    factor = (-torch.expm1(log_p_y)).clamp_min(torch.finfo(log_p_y.dtype).tiny).pow(gamma)
+    return -factor * log_p_y * item_weight
 
 
 @compute_in_fp32
@@ -102,8 +92,8 @@ def mdca_loss(
     returns :math:`w_{y_i}(\ell_i + \beta\,\text{MDCA})` per item, whose sum is the ``"sum"``
     value. Unlike the official code, which calls ``.cuda()`` (it crashes without a GPU) and keeps
     its accumulator in torch's default dtype, it runs on any device in the logits' dtype, and
-    ignored items are left out of MDCA. The focal base uses focalcal's focal kernel, which is
-    first-order only (a second derivative raises); the other bases are plain autograd.
+    ignored items are left out of MDCA. Every base is plain autograd, so second derivatives
+    (``create_graph=True``) are exact.
 
     Args:
         logits: (N, C) or (N, C, d1, ...); fp16/bf16 are computed in fp32.
@@ -126,8 +116,14 @@ def mdca_loss(
     gamma = check_positive(gamma, "gamma", allow_zero=True)
     eps = check_positive(eps, "eps", allow_zero=True)
     logits, target, w = check_inputs(logits, target, weight, ignore_index, reduction, validate)
-    items = _base_items(logits, target, w, ignore_index, base, gamma, eps)
     safe_target, valid, item_weight = item_weights(target, w, ignore_index, logits.dtype)
+    kept = {"weight": w, "ignore_index": ignore_index, "reduction": "none"}
+    if base == "ce":
+        items = F.cross_entropy(logits, target, **kept)
+    elif base == "focal":
+        items = _focal_items(logits, safe_target, item_weight, gamma)
+    else:
+        items = label_smoothing_loss(logits, target, eps, validate=False, **kept)
     penalty = mdca_penalty(torch.softmax(logits, dim=1), safe_target, valid)
     return reduce_items(items + (beta * penalty) * item_weight, item_weight, reduction)
 

@@ -89,7 +89,7 @@ def test_gradcheck_with_weight_ignore_index_and_nd_input(name: str, reduction: s
         x = _logits(shape, seed=len(shape)).requires_grad_(True)
         t = _targets((shape[0], *shape[2:]), 4, seed=len(shape))
         t.view(-1)[1] = -100
-        assert gradcheck(lambda z: loss(z, t), (x,), eps=1e-6, atol=1e-7)
+        assert gradcheck(lambda z, t=t: loss(z, t), (x,), eps=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("name", SECOND_ORDER)
@@ -155,9 +155,7 @@ def test_neutral_settings_equal_weighted_cross_entropy(name: str, reduction: str
 def test_mbls_is_ce_plus_the_per_sample_hinge_sum() -> None:
     x = _logits((7, 6), seed=7)
     t = _targets((7,), 6, seed=7)
-    hinge = sum(
-        max(0.0, float(x[i].max() - x[i, c] - 2.0)) for i in range(7) for c in range(6)
-    )
+    hinge = sum(max(0.0, float(x[i].max() - x[i, c] - 2.0)) for i in range(7) for c in range(6))
     ce = F.cross_entropy(x, t, reduction="sum").item()
     np.testing.assert_allclose(mbls_loss(x, t, 2.0, 0.2, reduction="sum").item(),
                                ce + 0.2 * hinge, rtol=1e-12)  # fmt: skip

@@ -56,14 +56,14 @@ def _mdca(setting: dict[str, Any]) -> Loss:
         return lambda x, t: mdca_penalty(torch.softmax(x, 1), t, torch.ones_like(t, dtype=bool))
     r = setting["resolved"]
     base = {"CrossEntropyLoss": "ce", "FocalLoss": "focal", "LabelSmoothingLoss": "label_smoothing"}
-    return MDCALoss(r["beta"], base=base[r["classification_loss"]], gamma=r["gamma"], eps=r["alpha"])
+    return MDCALoss(
+        r["beta"], base=base[r["classification_loss"]], gamma=r["gamma"], eps=r["alpha"]
+    )
 
 
 def _acls(setting: dict[str, Any]) -> Loss:
     r = setting["resolved"]
-    return ACLSLoss(
-        r["alpha"], r["margin"], pos_lambda=r["pos_lambda"], neg_lambda=r["neg_lambda"]
-    )
+    return ACLSLoss(r["alpha"], r["margin"], pos_lambda=r["pos_lambda"], neg_lambda=r["neg_lambda"])
 
 
 def _bsce(detach: bool) -> Callable[[dict[str, Any]], Loss]:

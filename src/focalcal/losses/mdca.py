@@ -176,5 +176,9 @@ class MDCALoss(WeightedLoss):
         )
 
     def extra_repr(self) -> str:
-        extra = {"ce": "", "focal": f", gamma={self.gamma:g}", "label_smoothing": f", eps={self.eps:g}"}
+        extra = {
+            "ce": "",
+            "focal": f", gamma={self.gamma:g}",
+            "label_smoothing": f", eps={self.eps:g}",
+        }
         return f"beta={self.beta:g}, base={self.base!r}{extra[self.base]}, {super().extra_repr()}"

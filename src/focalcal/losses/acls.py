@@ -41,6 +41,12 @@ def acls_penalty(
     return pos_lambda * pos + neg_lambda * neg
 
 
+def _hyper_parameters(*values: float) -> tuple[float, ...]:
+    """α, m, λ₁, λ₂ (in this order), each checked to be ≥ 0."""
+    names = ("alpha", "margin", "pos_lambda", "neg_lambda")
+    return tuple(check_positive(v, n, allow_zero=True) for n, v in zip(names, values, strict=True))
+
+
 @compute_in_fp32
 def acls_loss(
     logits: Tensor,
@@ -89,10 +95,7 @@ def acls_loss(
         0.425023
         >>> loss.backward()
     """
-    alpha = check_positive(alpha, "alpha", allow_zero=True)
-    margin = check_positive(margin, "margin", allow_zero=True)
-    pos_lambda = check_positive(pos_lambda, "pos_lambda", allow_zero=True)
-    neg_lambda = check_positive(neg_lambda, "neg_lambda", allow_zero=True)
+    alpha, margin, pos_lambda, neg_lambda = _hyper_parameters(alpha, margin, pos_lambda, neg_lambda)
     x = prepare(logits, target, weight, ignore_index, reduction, validate)
     ce = F.cross_entropy(x.logits, x.target, weight=x.weight, reduction="none") * x.valid
     penalty = acls_penalty(x.logits, margin, pos_lambda, neg_lambda)
@@ -128,10 +131,9 @@ class ACLSLoss(WeightedLoss):
         super().__init__(
             weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
         )
-        self.alpha = check_positive(alpha, "alpha", allow_zero=True)
-        self.margin = check_positive(margin, "margin", allow_zero=True)
-        self.pos_lambda = check_positive(pos_lambda, "pos_lambda", allow_zero=True)
-        self.neg_lambda = check_positive(neg_lambda, "neg_lambda", allow_zero=True)
+        self.alpha, self.margin, self.pos_lambda, self.neg_lambda = _hyper_parameters(
+            alpha, margin, pos_lambda, neg_lambda
+        )
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return acls_loss(

@@ -18,11 +18,13 @@ from focalcal.losses._reduce import WeightedLoss, compute_in_fp32, prepare, redu
 __all__ = ["BSCEGRALoss", "bsce_gra_loss", "uncertainty_weight"]
 
 
-def _check_norm(norm: float) -> float:
+def _hyper_parameters(gamma: float, norm: float, temperature: float) -> tuple[float, float, float]:
+    """γ ≥ 0, p ≥ 1 and T > 0, checked."""
+    gamma = check_positive(gamma, "gamma", allow_zero=True)
     norm = check_positive(norm, "norm")
     if norm < 1:
         raise ValueError(f"norm: expected p >= 1 (a p-norm), got {norm}")
-    return norm
+    return gamma, norm, check_positive(temperature, "temperature")
 
 
 def uncertainty_weight(log_q: Tensor, target: Tensor, norm: float, gamma: float) -> Tensor:
@@ -87,9 +89,7 @@ def bsce_gra_loss(
         0.2729
         >>> loss.backward()
     """
-    gamma = check_positive(gamma, "gamma", allow_zero=True)
-    norm = _check_norm(norm)
-    temperature = check_positive(temperature, "temperature")
+    gamma, norm, temperature = _hyper_parameters(gamma, norm, temperature)
     x = prepare(logits, target, weight, ignore_index, reduction, validate)
     log_p = torch.log_softmax(x.logits, dim=1)
     log_q = log_p if temperature == 1.0 else torch.log_softmax(x.logits / temperature, dim=1)
@@ -130,9 +130,7 @@ class BSCEGRALoss(WeightedLoss):
         super().__init__(
             weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
         )
-        self.gamma = check_positive(gamma, "gamma", allow_zero=True)
-        self.norm = _check_norm(norm)
-        self.temperature = check_positive(temperature, "temperature")
+        self.gamma, self.norm, self.temperature = _hyper_parameters(gamma, norm, temperature)
         self.detach = bool(detach)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:

@@ -64,6 +64,13 @@ def scheduled_alpha(
     return alpha
 
 
+def _hyper_parameters(margin: float, alpha: float, convention: str) -> tuple[float, float, str]:
+    """m ≥ 0, α ≥ 0 and a known convention, checked."""
+    margin = check_positive(margin, "margin", allow_zero=True)
+    alpha = check_positive(alpha, "alpha", allow_zero=True)
+    return margin, alpha, check_choice(convention, "convention", CONVENTIONS)
+
+
 @compute_in_fp32
 def mbls_loss(
     logits: Tensor,
@@ -112,9 +119,7 @@ def mbls_loss(
         0.300023
         >>> loss.backward()
     """
-    margin = check_positive(margin, "margin", allow_zero=True)
-    alpha = check_positive(alpha, "alpha", allow_zero=True)
-    check_choice(convention, "convention", CONVENTIONS)
+    margin, alpha, convention = _hyper_parameters(margin, alpha, convention)
     x = prepare(logits, target, weight, ignore_index, reduction, validate)
     ce = F.cross_entropy(x.logits, x.target, weight=x.weight, reduction="none") * x.valid
     scale = alpha / x.logits.shape[1] if convention == "official" else alpha
@@ -169,8 +174,9 @@ class MbLSLoss(WeightedLoss):
         super().__init__(
             weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
         )
-        self.margin = check_positive(margin, "margin", allow_zero=True)
-        self.initial_alpha = check_positive(alpha, "alpha", allow_zero=True)
+        self.margin, self.initial_alpha, self.convention = _hyper_parameters(
+            margin, alpha, convention
+        )
         self.alpha = self.initial_alpha
         self.schedule = check_choice(schedule, "schedule", SCHEDULES)
         self.mu = check_positive(mu, "mu", allow_zero=True)
@@ -181,7 +187,6 @@ class MbLSLoss(WeightedLoss):
             )
         self.max_alpha = check_positive(max_alpha, "max_alpha", allow_zero=True)
         self.step_size = check_int(step_size, "step_size", min_value=1)
-        self.convention = check_choice(convention, "convention", CONVENTIONS)
 
     def set_epoch(self, epoch: int) -> None:
         """Set α to its scheduled value for ``epoch`` (a no-op without a schedule)."""

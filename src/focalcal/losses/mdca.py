@@ -62,6 +62,16 @@ def _focal_items(logits: Tensor, safe_target: Tensor, item_weight: Tensor, gamma
     return -factor * log_p_y * item_weight
 
 
+def _hyper_parameters(
+    beta: float, base: str, gamma: float, eps: float
+) -> tuple[float, str, float, float]:
+    """β ≥ 0, a known base, γ ≥ 0 and ε ≥ 0 (its upper bound depends on C), checked."""
+    beta = check_positive(beta, "beta", allow_zero=True)
+    check_choice(base, "base", BASES)
+    gamma = check_positive(gamma, "gamma", allow_zero=True)
+    return beta, base, gamma, check_positive(eps, "eps", allow_zero=True)
+
+
 @compute_in_fp32
 def mdca_loss(
     logits: Tensor,
@@ -111,10 +121,7 @@ def mdca_loss(
         1.626928
         >>> loss.backward()
     """
-    beta = check_positive(beta, "beta", allow_zero=True)
-    check_choice(base, "base", BASES)
-    gamma = check_positive(gamma, "gamma", allow_zero=True)
-    eps = check_positive(eps, "eps", allow_zero=True)
+    beta, base, gamma, eps = _hyper_parameters(beta, base, gamma, eps)
     logits, target, w = check_inputs(logits, target, weight, ignore_index, reduction, validate)
     safe_target, valid, item_weight = item_weights(target, w, ignore_index, logits.dtype)
     kept = {"weight": w, "ignore_index": ignore_index, "reduction": "none"}
@@ -159,10 +166,7 @@ class MDCALoss(WeightedLoss):
         super().__init__(
             weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
         )
-        self.beta = check_positive(beta, "beta", allow_zero=True)
-        self.base = check_choice(base, "base", BASES)
-        self.gamma = check_positive(gamma, "gamma", allow_zero=True)
-        self.eps = check_positive(eps, "eps", allow_zero=True)
+        self.beta, self.base, self.gamma, self.eps = _hyper_parameters(beta, base, gamma, eps)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return mdca_loss(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -420,3 +422,12 @@ def test_bad_inputs_raise_the_shared_errors(name: str) -> None:
 def test_docstring_examples_run(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_user_guide_snippets_run() -> None:
+    guide = Path(__file__).resolve().parents[2] / "docs" / "guide" / "recent-losses.md"
+    blocks = re.findall(r"```python\n(.*?)```", guide.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 4
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(guide), "exec"), namespace)

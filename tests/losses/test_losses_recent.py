@@ -343,6 +343,19 @@ def test_bf16_autocast_gives_the_float32_value(name: str) -> None:
     assert torch.isfinite(layer.weight.grad).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", NAMES)
+def test_low_precision_inputs_are_computed_in_float32(name: str, dtype: torch.dtype) -> None:
+    low = _logits((16, 7), seed=18, dtype=dtype).requires_grad_(True)
+    t = _targets((16,), 7, seed=18)
+    loss = _loss(name, **ACTIVE[name])
+    value = loss(low, t)
+    assert value.dtype == torch.float32
+    torch.testing.assert_close(value, loss(low.detach().float(), t))
+    value.backward()
+    assert low.grad.dtype == dtype and torch.isfinite(low.grad.float()).all()
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_saturated_and_tied_logits_give_finite_values_and_gradients(name: str) -> None:
     x = torch.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4], [3.0, 3.0, 3.0], [0.0, -1e4, 1e4]],

@@ -16,7 +16,9 @@ from torch import Tensor
 
 from .. import metrics
 from .._io import atomic_write_text
-from .evaluate import METRICS_FILE, evaluate_run, load_logits
+from .evaluate import load_logits
+from .report import fmt_interval, fmt_metric, md_table
+from .runs import ensure_evaluated
 
 __all__ = ["compare_runs", "format_comparison"]
 
@@ -29,15 +31,6 @@ _HEADERS = {
     "classwise_ece": "CW-ECE (%) pre / post",
     "smooth_ece": "smECE (%) pre / post",
 }
-
-
-def _load_or_evaluate(run: Path, ts_criterion: str, n_bootstrap: int, seed: int) -> dict[str, Any]:
-    path = run / METRICS_FILE
-    if path.is_file():
-        result = json.loads(path.read_text())
-        if result.get("ts_criterion") == ts_criterion and result.get("n_bootstrap") == n_bootstrap:
-            return result
-    return evaluate_run(run, ts_criterion=ts_criterion, n_bootstrap=n_bootstrap, seed=seed)
 
 
 def _run_label(result: dict[str, Any]) -> str:
@@ -64,7 +57,10 @@ def compare_runs(
     if not run_dirs:
         raise ValueError("runs: expected at least one run folder, got none")
     runs = [Path(r) for r in run_dirs]
-    results = [_load_or_evaluate(r, ts_criterion, n_bootstrap, seed) for r in runs]
+    results = [
+        ensure_evaluated(r, n_bootstrap=n_bootstrap, ts_criterion=ts_criterion, seed=seed)
+        for r in runs
+    ]
     logits = [load_logits(r) for r in runs]
     labels = logits[0]["test_labels"]
     for run, lg in zip(runs, logits, strict=True):
@@ -75,7 +71,6 @@ def compare_runs(
                 f"runs: {run} was tested on other samples than {runs[0]}; compare runs on one test set"
             )
     base_idx = next((i for i, r in enumerate(results) if r["loss"] == baseline), None)
-    n_bins = results[0]["n_bins"]
     rows = []
     for i, (run, res, lg) in enumerate(zip(runs, results, logits, strict=True)):
         row: dict[str, Any] = {
@@ -88,22 +83,10 @@ def compare_runs(
             "ood": res.get("ood", {}),
         }
         if base_idx is not None and i != base_idx and n_bootstrap > 0:
-            base, base_res = logits[base_idx]["test_logits"], results[base_idx]
-            row["p_vs_baseline"] = {
-                stage: float(
-                    metrics.paired_bootstrap(
-                        "ece",
-                        _scaled(lg["test_logits"], res, stage),
-                        _scaled(base, base_res, stage),
-                        labels,
-                        n_resamples=n_bootstrap,
-                        seed=seed,
-                        from_logits=True,
-                        n_bins=n_bins,
-                    ).p_value
-                )
-                for stage in ("pre", "post")
-            }
+            base = (logits[base_idx]["test_logits"], results[base_idx])
+            row["p_vs_baseline"] = _p_values(
+                (lg["test_logits"], res), base, labels, n_bootstrap, seed
+            )
         rows.append(row)
     markdown = format_comparison(rows, baseline if base_idx is not None else None)
     out: dict[str, Any] = {"rows": rows, "markdown": markdown, "baseline": baseline}
@@ -119,19 +102,45 @@ def compare_runs(
     return out
 
 
+def _p_values(
+    run: tuple[Tensor, dict[str, Any]],
+    base: tuple[Tensor, dict[str, Any]],
+    labels: Tensor,
+    n_bootstrap: int,
+    seed: int,
+) -> dict[str, float]:
+    """One-sided paired-bootstrap p-values of "the run's ECE < the baseline's", per stage."""
+    return {
+        stage: float(
+            metrics.paired_bootstrap(
+                "ece",
+                _scaled(run[0], run[1], stage),
+                _scaled(base[0], base[1], stage),
+                labels,
+                n_resamples=n_bootstrap,
+                seed=seed,
+                from_logits=True,
+                n_bins=run[1]["n_bins"],
+            ).p_value
+        )
+        for stage in ("pre", "post")
+    }
+
+
 def _scaled(logits: Tensor, result: dict[str, Any], stage: str) -> Tensor:
     return logits if stage == "pre" else logits / result["temperature"]
 
 
-def _fmt(key: str, value: float) -> str:
-    return f"{value:.3f}" if key == "nll" else f"{100 * value:.2f}"
-
-
-def _interval(key: str, entry: dict[str, Any]) -> str:
-    if "ci95" not in entry:
-        return ""
-    lo, hi = entry["ci95"]
-    return f" [{_fmt(key, lo)}, {_fmt(key, hi)}]"
+def _pre_post_cell(key: str, pre: dict[str, Any], post: dict[str, Any], t: float) -> str:
+    """``pre [95% CI] / post (T)``; the error has no post value (T never changes it)."""
+    text = fmt_metric(key, pre["value"])
+    if "ci95" in pre:
+        text += " " + fmt_interval(key, *pre["ci95"])
+    if key != "error":
+        text += " / " + fmt_metric(key, post["value"])
+    if key == "ece":
+        text += f" ({t:.2f})"
+    return text
 
 
 def format_comparison(rows: list[dict[str, Any]], baseline: str | None) -> str:
@@ -140,39 +149,35 @@ def format_comparison(rows: list[dict[str, Any]], baseline: str | None) -> str:
     headers = ["run", *(_HEADERS[k] for k in _COLUMNS)]
     if baseline is not None:
         headers.append(f"p (ECE < {baseline}) pre / post")
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    cells = []
     for row in rows:
         pre, post = row["test"]["pre"], row["test"]["post"]
-        cells = [row["label"]]
-        for key in _COLUMNS:
-            text = _fmt(key, pre[key]["value"]) + _interval(key, pre[key])
-            if key != "error":  # temperature scaling never changes the error
-                text += " / " + _fmt(key, post[key]["value"])
-            if key == "ece":
-                text += f" ({row['temperature']:.2f})"
-            cells.append(text)
+        line = [
+            row["label"],
+            *(_pre_post_cell(k, pre[k], post[k], row["temperature"]) for k in _COLUMNS),
+        ]
         if baseline is not None:
             p = row.get("p_vs_baseline")
-            cells.append("—" if p is None else f"{p['pre']:.3g} / {p['post']:.3g}")
-        lines.append("| " + " | ".join(cells) + " |")
+            line.append("—" if p is None else f"{p['pre']:.3g} / {p['post']:.3g}")
+        cells.append(line)
+    lines = md_table(headers, cells)
     ood_names = sorted({name for row in rows for name in row["ood"]})
     if ood_names:
-        lines += [
-            "",
-            "| run | " + " | ".join(f"AUROC {n} entropy / MSP (%)" for n in ood_names) + " |",
-        ]
-        lines.append("|" + "---|" * (len(ood_names) + 1))
-        for row in rows:
-            cells = [row["label"]]
-            for name in ood_names:
-                s = row["ood"].get(name, {}).get("pre")
-                cells.append(
-                    "—"
-                    if s is None
-                    else f"{100 * s['auroc_entropy']:.2f} / {100 * s['auroc_msp']:.2f}"
-                )
-            lines.append("| " + " | ".join(cells) + " |")
+        ood_headers = ["run", *(f"AUROC {n} entropy / MSP (%)" for n in ood_names)]
+        lines += ["", *md_table(ood_headers, [_ood_cells(row, ood_names) for row in rows])]
     return "\n".join(lines) + "\n"
+
+
+def _ood_cells(row: dict[str, Any], names: list[str]) -> list[str]:
+    cells = [row["label"]]
+    for name in names:
+        s = row["ood"].get(name, {}).get("pre")
+        cells.append(
+            "—"
+            if s is None
+            else f"{fmt_metric('auroc', s['auroc_entropy'])} / {fmt_metric('auroc', s['auroc_msp'])}"
+        )
+    return cells
 
 
 def _overlay(

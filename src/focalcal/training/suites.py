@@ -59,17 +59,33 @@ __all__ = [
     "LossSpec",
     "RunSpec",
     "Suite",
-    "default_data_dir",
     "get_suite",
+    "resolve_data_dir",
 ]
 
 #: Packaged 20 Newsgroups MiniLM embeddings (float16), the fallback of the text suites.
 DEMO_DATA = Path(__file__).resolve().parents[1] / "data" / "demo" / "20news-minilm-l6-f16.npz"
 
+#: The environment variable naming the folder of the datasets (one sub-folder per dataset),
+#: shared with the dataset loaders' default roots.
+DATA_ENV = "FOCALCAL_DATA"
 
-def default_data_dir() -> Path:
-    """Folder of the real datasets: ``$FOCALCAL_SHARED_DATA``, else ``../shared/data``."""
-    return Path(os.environ.get("FOCALCAL_SHARED_DATA", Path("..") / "shared" / "data"))
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
+    """The folder of the datasets: ``data_dir`` if given, else ``$FOCALCAL_DATA``, else ``None``
+    (then only the datasets with a packaged copy, or a loader's own default, are found).
+
+    Example:
+        >>> import os
+        >>> os.environ["FOCALCAL_DATA"] = "/data"
+        >>> str(resolve_data_dir("my-data")), str(resolve_data_dir())
+        ('my-data', '/data')
+        >>> del os.environ["FOCALCAL_DATA"]
+    """
+    if data_dir is not None:
+        return Path(data_dir)
+    env = os.environ.get(DATA_ENV)
+    return Path(env) if env else None
 
 
 @dataclass(frozen=True)
@@ -89,8 +105,9 @@ class DatasetSpec:
     """One dataset × model row group of the report.
 
     ``roots`` are candidate locations of the data, first existing wins; placeholders:
-    ``{data}`` = the shared data folder, ``{demo}`` = the packaged demo embeddings, ``{out}`` =
-    the suite's output folder. Empty ``roots`` = the loader's default (``$FOCALCAL_DATA``).
+    ``{data}`` = the data folder (:func:`resolve_data_dir`), ``{demo}`` = the packaged demo
+    embeddings, ``{out}`` = the suite's output folder. A ``None`` candidate, or empty
+    ``roots``, is the loader's own default location (``$FOCALCAL_DATA/<name>``, ...).
     ``ood`` entries are ``NAME`` or ``NAME:ROOT`` with the same placeholders. ``prepare``
     (optional) derives data into ``{out}/data`` before training (subsets, corruptions); it gets
     the resolved root and the output folder and must be idempotent.
@@ -100,7 +117,7 @@ class DatasetSpec:
     title: str
     dataset: str
     model: str
-    roots: tuple[str, ...] = ()
+    roots: tuple[str | None, ...] = ()
     preset: str = "cpu"
     dataset_options: Mapping[str, Any] = field(default_factory=dict)
     model_options: Mapping[str, Any] = field(default_factory=dict)
@@ -109,21 +126,26 @@ class DatasetSpec:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     prepare: Callable[[str | None, Path], None] | None = None
 
-    def resolve_root(self, data_dir: Path, out_dir: Path) -> str | None:
-        """The first candidate of ``roots`` that exists (``None`` when ``roots`` is empty).
+    def resolve_root(self, data_dir: Path | None, out_dir: Path) -> str | None:
+        """The first candidate of ``roots`` that exists (``None``: the loader's default).
 
         Raises ``FileNotFoundError`` listing the candidates when none exists (a ``{out}`` root
         is produced by ``prepare`` and so is accepted before it exists).
         """
-        if not self.roots:
-            return None
-        paths = [_expand(r, data_dir, out_dir) for r in self.roots]
-        for raw, path in zip(self.roots, paths, strict=True):
+        looked = []
+        for raw in self.roots or (None,):
+            if raw is None:
+                return None
+            if "{data}" in raw and data_dir is None:
+                looked.append(raw)
+                continue
+            path = _expand(raw, data_dir, out_dir)
             if Path(path).exists() or raw.startswith("{out}"):
                 return path
+            looked.append(path)
         raise FileNotFoundError(
-            f"{self.key}: data not found; looked for {paths}. Pass --data-dir to the folder "
-            "holding the datasets (or set FOCALCAL_SHARED_DATA)"
+            f"{self.key}: data not found; looked for {looked}. Pass --data-dir (data_dir=) to "
+            f"the folder holding the datasets, or set {DATA_ENV}"
         )
 
 
@@ -174,7 +196,7 @@ class Suite:
         loss: LossSpec,
         seed: int,
         *,
-        data_dir: Path,
+        data_dir: Path | None,
         out_dir: Path,
         gamma: float | None = None,
         **overrides: Any,
@@ -215,9 +237,10 @@ class Suite:
         ``gammas[(dataset_key, loss_key)]`` gives the tuned γ of losses with ``tune_gamma``
         (a tuned loss without it keeps its declared γ, or the config's DFL table value).
         ``overrides`` replace config fields of every run (``epochs``, ``devices``, ...).
+        ``data_dir`` follows :func:`resolve_data_dir`.
         """
         n_seeds = check_int(self.seeds if seeds is None else seeds, "seeds", min_value=1)
-        out, data = Path(out_dir), Path(data_dir) if data_dir else default_data_dir()
+        out, data = Path(out_dir), resolve_data_dir(data_dir)
         specs = []
         for ds in self.datasets:
             for loss in self.losses:
@@ -230,6 +253,13 @@ class Suite:
                     specs.append(RunSpec(ds.key, loss.key, seed, str(run_dir), cfg.to_dict()))
         return specs
 
+    def prepare_data(self, out_dir: Path, data_dir: Path | None) -> None:
+        """Derive the data of every dataset with a ``prepare`` step into ``OUT/data``."""
+        for ds in self.datasets:
+            if ds.prepare is not None:
+                out_root = bool(ds.roots) and str(ds.roots[0]).startswith("{out}")
+                ds.prepare(None if out_root else ds.resolve_root(data_dir, out_dir), out_dir)
+
 
 def _pick(items: tuple[Any, ...], keys: list[str] | None, what: str) -> tuple[Any, ...]:
     if not keys:
@@ -241,7 +271,11 @@ def _pick(items: tuple[Any, ...], keys: list[str] | None, what: str) -> tuple[An
     return tuple(item for item in items if item.key in keys)
 
 
-def _expand(text: str, data_dir: Path, out_dir: Path) -> str:
+def _expand(text: str, data_dir: Path | None, out_dir: Path) -> str:
+    if "{data}" in text and data_dir is None:
+        raise FileNotFoundError(
+            f"{text!r} needs the data folder: pass --data-dir (data_dir=) or set {DATA_ENV}"
+        )
     return text.format(data=data_dir, demo=DEMO_DATA, out=out_dir)
 
 
@@ -251,8 +285,8 @@ def _expand(text: str, data_dir: Path, out_dir: Path) -> str:
 PAPER_LOSSES: tuple[LossSpec, ...] = (
     LossSpec("ce", "Cross-entropy", "ce"),
     LossSpec("brier", "Brier", "brier"),
-    # The papers trained the official MMCE_w, whose pair means are divided again by m², n², mn
-    # (REFERENCE §1.5); Kumar et al.'s normalisation collapses under the summed recipe (λ·N·MMCE_w).
+    # The papers trained the official MMCE_w, whose pair means are divided again by m², n², mn;
+    # Kumar et al.'s normalisation collapses under the summed recipe (λ·N·MMCE_w).
     LossSpec(
         "mmce_weighted",
         "MMCE (weighted, λ=2)",
@@ -400,7 +434,8 @@ SUITES.register("cpu-vision", "vision")(
                 title="Fashion-MNIST, small CNN",
                 dataset="fashion_mnist",
                 model="small_cnn",
-                roots=("/usr/share/datasets/fashion-mnist", "{data}/fashion-mnist"),
+                # else the loader's own search (which knows the system-wide packaged copy)
+                roots=("{data}/fashion-mnist", None),
                 dataset_options={"val_size": 5000},
                 ood=("tiny_imagenet:{data}/tiny-imagenet-200",),
                 overrides={"train_size": 15000, "epochs": 15, "milestones": [8, 12]},
@@ -429,7 +464,7 @@ def _paper_datasets() -> tuple[DatasetSpec, ...]:
                     preset="paper",
                     dataset_options={"val_size": 5000},
                     ood=ood,
-                    # the papers' CIFAR-10-C set: Gaussian noise, severity 5 (REFERENCE §4)
+                    # the papers' CIFAR-10-C set: Gaussian noise, severity 5
                     ood_options={"cifar10_c.corruption": "gaussian_noise", "cifar10_c.severity": 5},
                 )
             )

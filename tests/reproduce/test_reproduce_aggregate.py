@@ -13,9 +13,9 @@ pytest.importorskip("lightning")
 
 from focalcal import metrics
 from focalcal._io import atomic_save_npz
+from focalcal.training.aggregate import aggregate
 from focalcal.training.config import make_config, save_config
 from focalcal.training.evaluate import evaluate_run
-from focalcal.training.aggregate import aggregate
 from focalcal.training.report import format_results
 from focalcal.training.suites import RunSpec, get_suite
 

@@ -20,7 +20,9 @@ _HARDWARE = ("epochs", "accelerator", "devices", "num_nodes", "strategy", "preci
 def _add_common(p: argparse.ArgumentParser) -> None:
     from .config import parse_key_value
 
-    p.add_argument("--suite", required=True, help="suite name (see focalcal list)")
+    p.add_argument(
+        "--suite", required=True, help="suite name (ci, cpu-text, cpu-vision, paper) or study.toml"
+    )
     p.add_argument("--datasets", nargs="+", metavar="KEY", help="only these dataset keys")
     p.add_argument("--data-dir", help="folder holding the datasets (default $FOCALCAL_DATA)")
     p.add_argument("--launcher", default="inline", choices=("inline", "none", "local", "slurm"))
@@ -93,7 +95,7 @@ def register_cli(subparsers: Any) -> None:
     p.add_argument("--losses", nargs="+", metavar="KEY", help="only these loss keys")
     p.add_argument("--n-bootstrap", type=int, help="bootstrap resamples (default: the suite's)")
     p.add_argument("--run-bootstrap", type=int, default=0, help="resamples of each report.md")
-    p.add_argument("--ts-criterion", choices=("ece", "nll"), default="ece")
+    p.add_argument("--ts-criterion", choices=("ece", "nll"))
     tune = p.add_mutually_exclusive_group()
     tune.add_argument("--tune-gamma", dest="tune_gamma", action="store_true", default=None)
     tune.add_argument("--no-tune-gamma", dest="tune_gamma", action="store_false")

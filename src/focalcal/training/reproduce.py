@@ -127,7 +127,7 @@ def reproduce(
     data_dir: str | Path | None = None,
     n_bootstrap: int | None = None,
     run_bootstrap: int = 0,
-    ts_criterion: str = "ece",
+    ts_criterion: str | None = None,
     tune: bool | None = None,
     gamma_grid: Sequence[float] | None = None,
     tune_epochs: int | None = None,
@@ -144,10 +144,12 @@ def reproduce(
     ``overrides`` replace config fields of every run (``epochs=5``, ``devices=4``, ...).
     ``tune`` (default: the suite's choice) searches γ of the tuned losses first; otherwise they
     use the γ of an earlier search in ``OUT/tune-gamma``, else their declared γ or the DFL
-    paper's table. ``data_dir`` follows :func:`~focalcal.training.suites.resolve_data_dir`.
+    paper's table. ``ts_criterion`` (default: the suite's, ``"ece"`` unless a study sets it)
+    chooses how T is fitted. ``data_dir`` follows :func:`~focalcal.training.suites.resolve_data_dir`.
     ``command`` is recorded in the report (default: a description of this Python call).
     """
     suite = _selected(suite, datasets, losses)
+    ts_criterion = suite.ts_criterion if ts_criterion is None else ts_criterion
     check_choice(ts_criterion, "ts_criterion", ("ece", "nll"))
     LAUNCHERS.factory(launcher)  # unknown launcher names fail before any work
     n_bootstrap = check_int(
@@ -158,6 +160,7 @@ def reproduce(
         out / "submitit", timeout_min, tuple((executor_options or {}).items()), echo
     )
     started = time.perf_counter()
+    suite.plan(out, seeds=seeds, data_dir=data, **overrides)  # every config is valid: fail now
     out.mkdir(parents=True, exist_ok=True)
     suite.prepare_data(out, data)
     if (suite.tune_gamma if tune is None else tune) and any(s.tune_gamma for s in suite.losses):

@@ -91,6 +91,7 @@ def _loss_row(
         "loss": loss.key,
         "label": loss.label,
         "gamma": results[0].get("gamma"),
+        "tuned": loss.tune_gamma,
         "seeds": [s.seed for s in specs],
         "runs": [_relative(s.run_dir, out_dir) for s in specs],
         "temperature": mean_std([r["temperature"] for r in results]),

@@ -185,8 +185,7 @@ def _ood_cells(row: dict[str, Any], names: list[str]) -> list[str]:
 
 def _label(row: dict[str, Any]) -> str:
     gamma = row.get("gamma")
-    tuned = row["loss"] == "dual_focal" and gamma is not None
-    return row["label"] + (f" (γ={gamma:g})" if tuned else "")
+    return row["label"] + (f" (γ={gamma:g})" if row.get("tuned") and gamma is not None else "")
 
 
 def _ranking(rows: list[dict[str, Any]]) -> list[str]:

@@ -78,8 +78,10 @@ class RunPlan:
         return lines
 
 
-def _selected(suite: str | Suite, datasets: list[str] | None, losses: list[str] | None) -> Suite:
-    suite = get_suite(suite) if isinstance(suite, str) else suite
+def _selected(
+    suite: str | Path | Suite, datasets: list[str] | None, losses: list[str] | None
+) -> Suite:
+    suite = get_suite(suite) if isinstance(suite, (str, Path)) else suite
     return suite.select(datasets=datasets, losses=losses)
 
 
@@ -88,7 +90,7 @@ def _out(suite: Suite, out_dir: str | Path | None) -> Path:
 
 
 def plan_runs(
-    suite: str | Suite,
+    suite: str | Path | Suite,
     out_dir: str | Path | None = None,
     *,
     seeds: int | None = None,
@@ -117,7 +119,7 @@ def plan_runs(
 
 
 def reproduce(
-    suite: str | Suite,
+    suite: str | Path | Suite,
     out_dir: str | Path | None = None,
     *,
     seeds: int | None = None,
@@ -137,7 +139,8 @@ def reproduce(
     echo: Callable[[str], Any] = print,
     **overrides: Any,
 ) -> Path:
-    """Run ``suite`` into ``out_dir`` (default ``reproduce-<suite>``); returns ``results.md``.
+    """Run ``suite`` (a name, a study file ``study.toml`` or a :class:`Suite`) into ``out_dir``
+    (default ``reproduce-<suite>``); returns the path of ``results.md``.
 
     ``n_bootstrap`` (default: the suite's) resamples give the seed-averaged intervals of the
     tables; ``run_bootstrap`` those of each run's own ``report.md`` (default 0: none, fast).

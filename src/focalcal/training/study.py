@@ -50,7 +50,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["read_study", "read_toml"]
+__all__ = ["RECIPE_FIELDS", "read_study", "read_toml"]
 
 _STR, _INT, _NUM, _BOOL, _TABLE = "a string", "an integer", "a number", "true or false", "a table"
 _STRS, _NUMS = "a list of strings", "a list of numbers"
@@ -74,7 +74,8 @@ LOSS_KEYS = {
 #: Config fields a study sets through its own keys, not through ``recipe`` / ``overrides``.
 _OWN_FIELDS = {"dataset", "model", "loss", "preset", "gamma", "seed", "data_root", "ood"}
 _OWN_FIELDS |= {"loss_options", "model_options", "dataset_options", "ood_options"}
-_RECIPE_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - _OWN_FIELDS
+#: The config fields a study's ``recipe`` and a dataset's ``overrides`` may set.
+RECIPE_FIELDS = frozenset({f.name for f in dataclasses.fields(TrainConfig)} - _OWN_FIELDS)
 _LOSS_SETS = {"paper": "paper-losses.toml"}
 STUDIES_DIR = Path(__file__).resolve().parent / "studies"
 
@@ -142,10 +143,10 @@ def _path(base: Path, text: str) -> str:
 
 
 def _recipe(where: str, recipe: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(recipe) - _RECIPE_FIELDS)
+    unknown = sorted(set(recipe) - RECIPE_FIELDS)
     if unknown:
         raise ValueError(
-            f"{where}: unknown recipe keys {unknown}; expected some of {sorted(_RECIPE_FIELDS)}"
+            f"{where}: unknown recipe keys {unknown}; expected some of {sorted(RECIPE_FIELDS)}"
         )
     return dict(recipe)
 

@@ -54,7 +54,7 @@ from .._io import atomic_save_npz
 from .._registry import Registry
 from .._validation import check_int
 from .config import TrainConfig, make_config
-from .study import STUDIES_DIR, read_study, read_toml
+from .study import RECIPE_FIELDS, STUDIES_DIR, read_study, read_toml
 
 __all__ = [
     "PAPER_LOSSES",
@@ -66,6 +66,7 @@ __all__ = [
     "get_suite",
     "load_study",
     "resolve_data_dir",
+    "suite_from_config",
 ]
 
 #: Packaged 20 Newsgroups MiniLM embeddings (float16), the fallback of the text suites.
@@ -323,6 +324,43 @@ def load_study(path: str | Path) -> Suite:
         **{k: study[k] for k in fields if k in study},
         **({"gamma_grid": tuple(map(float, study["gamma_grid"]))} if "gamma_grid" in study else {}),
     )
+
+
+def suite_from_config(
+    config: TrainConfig,
+    *,
+    gamma_grid: tuple[float, ...] | None = None,
+    tune_epochs: int | None = None,
+) -> Suite:
+    """A one-dataset, one-loss suite whose runs are ``config`` (one per seed), its loss tuned:
+    what ``focalcal tune-gamma`` runs on ``train``'s options.
+
+    Example:
+        >>> from focalcal.training import make_config
+        >>> cfg = make_config("npz", "mlp", "dual_focal", preset="cpu", data_root="news.npz")
+        >>> suite = suite_from_config(cfg, gamma_grid=(2.0, 5.0))
+        >>> [(d.key, loss.key, loss.tune_gamma) for d in suite.datasets for loss in suite.losses]
+        [('npz-mlp', 'dual_focal', True)]
+    """
+    ds = DatasetSpec(
+        key=f"{config.dataset}-{config.model}",
+        title=f"{config.dataset}, {config.model}",
+        dataset=config.dataset,
+        model=config.model,
+        roots=(config.data_root,) if config.data_root else (),
+        preset=config.preset,
+        dataset_options=dict(config.dataset_options),
+        model_options=dict(config.model_options),
+        ood=tuple(config.ood),
+        ood_options=dict(config.ood_options),
+        overrides={k: getattr(config, k) for k in sorted(RECIPE_FIELDS)},
+    )
+    loss = LossSpec(config.loss, config.loss, config.loss, None, dict(config.loss_options), True)
+    grid = {"gamma_grid": tuple(gamma_grid)} if gamma_grid is not None else {}
+    return Suite(
+        name=ds.key, description=f"{config.loss} on {ds.title}", datasets=(ds,), losses=(loss,),
+        seeds=1, tune_epochs=tune_epochs, **grid,
+    )  # fmt: skip
 
 
 def _loss_spec(table: dict[str, Any]) -> LossSpec:

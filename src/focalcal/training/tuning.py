@@ -34,11 +34,20 @@ import numpy as np
 from .. import metrics
 from .._io import atomic_write_text
 from .._validation import check_int
+from .config import TrainConfig
 from .evaluate import load_logits
 from .launchers import LaunchOptions, launch
 from .report import format_search
 from .runs import execute_run, run_state
-from .suites import DatasetSpec, LossSpec, RunSpec, Suite, get_suite, resolve_data_dir
+from .suites import (
+    DatasetSpec,
+    LossSpec,
+    RunSpec,
+    Suite,
+    get_suite,
+    resolve_data_dir,
+    suite_from_config,
+)
 
 __all__ = ["check_gamma_grid", "saved_tuning", "tune_gamma"]
 
@@ -102,7 +111,7 @@ def _choose(ds_key: str, loss_key: str, grid: tuple[float, ...], specs: list[Run
 
 
 def tune_gamma(
-    suite: str | Suite,
+    suite: str | Path | Suite | TrainConfig,
     out_dir: str | Path,
     *,
     datasets: list[str] | None = None,
@@ -116,6 +125,10 @@ def tune_gamma(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Choose γ of every tuned loss of ``suite`` on the validation split.
 
+    ``suite`` is a suite name, a study file (``study.toml``), a :class:`Suite`, or the
+    :class:`~focalcal.training.config.TrainConfig` of one run (``focalcal train``'s options:
+    its loss is tuned on its dataset, :func:`~focalcal.training.suites.suite_from_config`).
+
     Each γ of ``grid`` (default: the suite's) is a run of ``epochs`` epochs (default: the
     suite's ``tune_epochs``, else the full schedule) on seed 1; the γ with the lowest validation
     ECE (15 bins, before temperature scaling; ties → smaller γ) is chosen. Candidate runs are
@@ -124,7 +137,9 @@ def tune_gamma(
 
     Returns ``{(dataset_key, loss_key): {"gamma": γ, "grid": [...], "val_ece": [...], ...}}``.
     """
-    suite = get_suite(suite) if isinstance(suite, str) else suite
+    if isinstance(suite, TrainConfig):
+        suite = suite_from_config(suite)
+    suite = get_suite(suite) if isinstance(suite, (str, Path)) else suite
     suite = suite.select(datasets=datasets)
     out = Path(out_dir)
     data = resolve_data_dir(data_dir)

@@ -33,7 +33,16 @@ from .evaluate import METRIC_LABELS, METRICS_FILE, load_logits
 from .run import STATUS_FILE
 from .suites import LossSpec, RunSpec, Suite
 
-__all__ = ["INTERVAL_METRICS", "OVERLAY_LOSSES", "aggregate", "overlay_diagrams"]
+__all__ = [
+    "INTERVAL_METRICS",
+    "OVERLAY_LOSSES",
+    "aggregate",
+    "mean_std",
+    "overlay_diagrams",
+    "seed_mean_interval",
+    "seed_mean_samples",
+    "summarize",
+]
 
 #: Metrics given a seed-averaged bootstrap interval (vectorised in :func:`metrics.bootstrap_ci`).
 INTERVAL_METRICS = ("error", "ece", "adaece", "classwise_ece")
@@ -48,16 +57,17 @@ def mean_std(values: list[float]) -> dict[str, Any]:
     return {"mean": float(arr.mean()), "std": std, "values": [float(v) for v in arr]}
 
 
-def seed_mean_interval(
+def seed_mean_samples(
     runs: list[tuple[dict[str, Any], dict[str, torch.Tensor]]],
     metric: str,
     stage: str,
     n_bootstrap: int,
     n_bins: int,
-) -> list[float]:
-    """95% percentile interval of the seed-averaged ``metric``: every seed's test logits are
-    resampled with the same bootstrap indices (same seed, same N), and the resampled values
-    are averaged over seeds before taking quantiles."""
+    seed: int = 0,
+) -> torch.Tensor:
+    """``(n_bootstrap,)`` bootstrap values of the seed-averaged ``metric``: every run's test
+    logits (``runs`` = ``(metrics.json, logits.npz)`` pairs on one test set) are resampled with
+    the same indices (same ``seed``, same N), and the resampled values averaged over runs."""
     samples = []
     for result, logits in runs:
         t = result["temperature"] if stage == "post" else 1.0
@@ -67,14 +77,58 @@ def seed_mean_interval(
             logits["test_logits"] / t,
             logits["test_labels"],
             n_resamples=n_bootstrap,
-            seed=0,
+            seed=seed,
             from_logits=True,
             **kwargs,
         )
         samples.append(res.samples.to(torch.float64))
-    mean = torch.stack(samples).mean(0)
+    return torch.stack(samples).mean(0)
+
+
+def seed_mean_interval(
+    runs: list[tuple[dict[str, Any], dict[str, torch.Tensor]]],
+    metric: str,
+    stage: str,
+    n_bootstrap: int,
+    n_bins: int,
+    seed: int = 0,
+) -> list[float]:
+    """95% percentile interval of the seed-averaged ``metric`` (:func:`seed_mean_samples`)."""
+    mean = seed_mean_samples(runs, metric, stage, n_bootstrap, n_bins, seed)
     q = torch.tensor([0.025, 0.975], dtype=torch.float64)
     return [float(v) for v in torch.quantile(mean, q)]
+
+
+def summarize(
+    runs: list[tuple[dict[str, Any], dict[str, torch.Tensor]]], n_bootstrap: int, seed: int = 0
+) -> dict[str, Any]:
+    """``{"temperature", "test", "ood"}`` of runs of one recipe over seeds: mean ± std of every
+    metric pre/post T, seed-averaged intervals (when ``n_bootstrap``), OOD AUROC."""
+    results = [r for r, _ in runs]
+    n_bins = results[0]["n_bins"]
+    summary: dict[str, Any] = {
+        "temperature": mean_std([r["temperature"] for r in results]),
+        "test": {},
+        "ood": {},
+    }
+    for stage in ("pre", "post"):
+        summary["test"][stage] = {
+            key: mean_std([r["test"][stage][key]["value"] for r in results])
+            for key in METRIC_LABELS
+        }
+        for key in INTERVAL_METRICS if n_bootstrap else ():
+            summary["test"][stage][key]["ci95"] = seed_mean_interval(
+                runs, key, stage, n_bootstrap, n_bins, seed
+            )
+    for name in results[0].get("ood", {}):
+        summary["ood"][name] = {
+            stage: {
+                score: mean_std([r["ood"][name][stage][score] for r in results])
+                for score in ("auroc_entropy", "auroc_msp")
+            }
+            for stage in ("pre", "post")
+        }
+    return summary
 
 
 def _read_metrics(run_dir: str | Path) -> dict[str, Any]:
@@ -86,38 +140,19 @@ def _loss_row(
 ) -> dict[str, Any]:
     """The summary of one loss over its seeds (``specs``, all of one dataset)."""
     runs = [(_read_metrics(s.run_dir), load_logits(s.run_dir)) for s in specs]
-    results = [r for r, _ in runs]
-    row: dict[str, Any] = {
+    summary = summarize(runs, n_bootstrap)
+    return {
         "loss": loss.key,
         "label": loss.label,
-        "gamma": results[0].get("gamma"),
+        "gamma": runs[0][0].get("gamma"),
         "tuned": loss.tune_gamma,
         "seeds": [s.seed for s in specs],
         "runs": [_relative(s.run_dir, out_dir) for s in specs],
-        "temperature": mean_std([r["temperature"] for r in results]),
+        "temperature": summary["temperature"],
         "train_seconds": sum(_train_seconds(s) for s in specs),
-        "test": {},
-        "ood": {},
+        "test": summary["test"],
+        "ood": summary["ood"],
     }
-    n_bins = results[0]["n_bins"]
-    for stage in ("pre", "post"):
-        row["test"][stage] = {
-            key: mean_std([r["test"][stage][key]["value"] for r in results])
-            for key in METRIC_LABELS
-        }
-        for key in INTERVAL_METRICS if n_bootstrap else ():
-            row["test"][stage][key]["ci95"] = seed_mean_interval(
-                runs, key, stage, n_bootstrap, n_bins
-            )
-    for name in results[0].get("ood", {}):
-        row["ood"][name] = {
-            stage: {
-                score: mean_std([r["ood"][name][stage][score] for r in results])
-                for score in ("auroc_entropy", "auroc_msp")
-            }
-            for stage in ("pre", "post")
-        }
-    return row
 
 
 def aggregate(

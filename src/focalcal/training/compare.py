@@ -16,11 +16,12 @@ from torch import Tensor
 
 from .. import metrics
 from .._io import atomic_write_text
+from .aggregate import seed_mean_samples, summarize
 from .evaluate import load_logits
-from .report import fmt_interval, fmt_metric, md_table
+from .report import fmt_interval, fmt_mean_std, fmt_metric, md_table
 from .runs import ensure_evaluated
 
-__all__ = ["compare_runs", "format_comparison"]
+__all__ = ["compare_runs", "format_comparison", "format_group_comparison"]
 
 _COLUMNS = ("error", "nll", "ece", "adaece", "classwise_ece", "smooth_ece")
 _HEADERS = {
@@ -47,10 +48,15 @@ def compare_runs(
     seed: int = 0,
     out_dir: str | Path | None = None,
     diagrams: bool = False,
+    per_run: bool = False,
 ) -> dict[str, Any]:
-    """Table across ``run_dirs``; returns ``{"rows": [...], "markdown": str}`` and writes
-    ``compare.json`` / ``compare.md`` (and ``reliability_overlay_{pre,post}.png``) to ``out_dir`` if given.
+    """Table across ``run_dirs``; returns ``{"rows": [...], "groups": [...], "markdown": str}``
+    and writes ``compare.json`` / ``compare.md`` (and ``reliability_overlay_{pre,post}.png``)
+    to ``out_dir`` if given.
 
+    ``rows`` has one entry per run; ``groups`` one per (dataset, model, loss, γ) with mean ± std
+    over its runs (the seeds), seed-averaged 95% intervals, ``n_seeds`` and the p-value against
+    the baseline group. The Markdown table shows the groups, or the runs with ``per_run``.
     Runs must share the test set (same labels). ``baseline`` names the reference loss; when no
     run uses it, p-values are omitted.
     """
@@ -62,14 +68,7 @@ def compare_runs(
         for r in runs
     ]
     logits = [load_logits(r) for r in runs]
-    labels = logits[0]["test_labels"]
-    for run, lg in zip(runs, logits, strict=True):
-        if not (
-            lg["test_labels"].shape == labels.shape and bool((lg["test_labels"] == labels).all())
-        ):
-            raise ValueError(
-                f"runs: {run} was tested on other samples than {runs[0]}; compare runs on one test set"
-            )
+    labels = _common_test_labels(runs, logits)
     base_idx = next((i for i, r in enumerate(results) if r["loss"] == baseline), None)
     rows = []
     for i, (run, res, lg) in enumerate(zip(runs, results, logits, strict=True)):
@@ -88,8 +87,15 @@ def compare_runs(
                 (lg["test_logits"], res), base, labels, n_bootstrap, seed
             )
         rows.append(row)
-    markdown = format_comparison(rows, baseline if base_idx is not None else None)
-    out: dict[str, Any] = {"rows": rows, "markdown": markdown, "baseline": baseline}
+    groups = _groups(runs, results, logits, baseline, n_bootstrap, seed)
+    shown_baseline = baseline if base_idx is not None else None
+    markdown = (
+        format_comparison(rows, shown_baseline)
+        if per_run
+        else format_group_comparison(groups, shown_baseline)
+    )
+    out: dict[str, Any] = {"rows": rows, "groups": groups, "markdown": markdown}
+    out["baseline"] = baseline
     if out_dir is not None:
         out_path = Path(out_dir)
         if diagrams:
@@ -100,6 +106,78 @@ def compare_runs(
             json.dumps({k: v for k, v in out.items() if k != "markdown"}, indent=2) + "\n",
         )
     return out
+
+
+def _common_test_labels(runs: list[Path], logits: list[dict[str, Tensor]]) -> Tensor:
+    """The test labels every run shares; refuses runs tested on other samples, naming them."""
+    labels = logits[0]["test_labels"]
+    other = [
+        str(run)
+        for run, lg in zip(runs, logits, strict=True)
+        if lg["test_labels"].shape != labels.shape or not bool((lg["test_labels"] == labels).all())
+    ]
+    if other:
+        raise ValueError(
+            f"runs: {', '.join(other)} were tested on other samples than {runs[0]}; "
+            "compare runs on one test set"
+        )
+    return labels
+
+
+def _groups(
+    runs: list[Path],
+    results: list[dict[str, Any]],
+    logits: list[dict[str, Tensor]],
+    baseline: str,
+    n_bootstrap: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """One summary per (dataset, model, loss, γ), in the order of first appearance."""
+    members: dict[tuple, list[int]] = {}
+    for i, res in enumerate(results):
+        key = (res["dataset"], res["model"], res["loss"], res.get("gamma"))
+        members.setdefault(key, []).append(i)
+    pairs = {key: [(results[i], logits[i]) for i in idx] for key, idx in members.items()}
+    base_key = next((key for key in members if key[2] == baseline), None)
+    groups = []
+    for key, idx in members.items():
+        dataset, model, loss, gamma = key
+        group: dict[str, Any] = {
+            "label": _run_label(results[idx[0]]),
+            "dataset": dataset,
+            "model": model,
+            "loss": loss,
+            "gamma": gamma,
+            "n_seeds": len(idx),
+            "runs": [str(runs[i]) for i in idx],
+            **summarize(pairs[key], n_bootstrap, seed),
+        }
+        if base_key is not None and key != base_key and n_bootstrap > 0:
+            group["p_vs_baseline"] = _group_p_values(pairs[key], pairs[base_key], n_bootstrap, seed)
+        groups.append(group)
+    return groups
+
+
+def _group_p_values(
+    group: list[tuple[dict[str, Any], dict[str, Tensor]]],
+    base: list[tuple[dict[str, Any], dict[str, Tensor]]],
+    n_bootstrap: int,
+    seed: int,
+) -> dict[str, float]:
+    """One-sided paired-bootstrap p-values of "the group's seed-mean ECE < the baseline's":
+    the same resampled test items for every run of both groups,
+
+    .. math::
+        p = \\frac{1 + \\#\\{r : \\bar m^*_r(\\text{group}) \\ge \\bar m^*_r(\\text{base})\\}}{1 + R}
+
+    which is :func:`focalcal.metrics.paired_bootstrap`'s p-value for groups of one run each."""
+    n_bins = group[0][0]["n_bins"]
+    p = {}
+    for stage in ("pre", "post"):
+        mine = seed_mean_samples(group, "ece", stage, n_bootstrap, n_bins, seed)
+        theirs = seed_mean_samples(base, "ece", stage, n_bootstrap, n_bins, seed)
+        p[stage] = (1 + int((mine - theirs >= 0).sum())) / (1 + n_bootstrap)
+    return p
 
 
 def _p_values(
@@ -165,6 +243,52 @@ def format_comparison(rows: list[dict[str, Any]], baseline: str | None) -> str:
     if ood_names:
         ood_headers = ["run", *(f"AUROC {n} entropy / MSP (%)" for n in ood_names)]
         lines += ["", *md_table(ood_headers, [_ood_cells(row, ood_names) for row in rows])]
+    return "\n".join(lines) + "\n"
+
+
+def _group_cell(key: str, pre: dict[str, Any], post: dict[str, Any], t: float) -> str:
+    """``mean ± std [95% CI] / mean ± std (T)`` of a group, like :func:`_pre_post_cell`."""
+    text = fmt_mean_std(key, pre)
+    if "ci95" in pre:
+        text += " " + fmt_interval(key, *pre["ci95"])
+    if key != "error":
+        text += " / " + fmt_mean_std(key, post)
+    if key == "ece":
+        text += f" ({t:.2f})"
+    return text
+
+
+def format_group_comparison(groups: list[dict[str, Any]], baseline: str | None) -> str:
+    """Markdown table: one row per group of seeds, "mean ± std [seed-averaged 95% CI] / post"
+    cells, ``n_seeds``, p-values vs the baseline group (one-sided, small = lower ECE)."""
+    headers = ["group", "n_seeds", *(_HEADERS[k] for k in _COLUMNS)]
+    if baseline is not None:
+        headers.append(f"p (ECE < {baseline}) pre / post")
+    cells = []
+    for g in groups:
+        pre, post, t = g["test"]["pre"], g["test"]["post"], g["temperature"]["mean"]
+        line = [g["label"], str(g["n_seeds"])]
+        line += [_group_cell(k, pre[k], post[k], t) for k in _COLUMNS]
+        if baseline is not None:
+            p = g.get("p_vs_baseline")
+            line.append("—" if p is None else f"{p['pre']:.3g} / {p['post']:.3g}")
+        cells.append(line)
+    lines = md_table(headers, cells)
+    ood_names = sorted({name for g in groups for name in g["ood"]})
+    if ood_names:
+        ood_headers = ["group", *(f"AUROC {n} entropy / MSP (%)" for n in ood_names)]
+        rows = [
+            [g["label"]]
+            + [
+                "—"
+                if name not in g["ood"]
+                else f"{fmt_mean_std('auroc', g['ood'][name]['pre']['auroc_entropy'])} / "
+                f"{fmt_mean_std('auroc', g['ood'][name]['pre']['auroc_msp'])}"
+                for name in ood_names
+            ]
+            for g in groups
+        ]
+        lines += ["", *md_table(ood_headers, rows)]
     return "\n".join(lines) + "\n"
 
 

@@ -67,7 +67,9 @@ def run_demo(
     with _one_thread():
         run_dirs = [_demo_run(out, loss, gamma, epochs, n_bootstrap, overwrite, progress, data, echo)
                     for loss, gamma in DEMO_LOSSES]  # fmt: skip
-        comparison = compare_runs(run_dirs, n_bootstrap=n_bootstrap, out_dir=out, diagrams=True)
+        comparison = compare_runs(
+            run_dirs, n_bootstrap=n_bootstrap, out_dir=out, diagrams=True, per_run=True
+        )
     echo("")
     echo("20 Newsgroups (MiniLM embeddings), 2×256 MLP, test set; T fitted on validation:")
     echo(comparison["markdown"])

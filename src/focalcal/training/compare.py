@@ -9,6 +9,7 @@ pre-T and post-T (each run scaled with its own T).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -209,13 +210,20 @@ def _scaled(logits: Tensor, result: dict[str, Any], stage: str) -> Tensor:
     return logits if stage == "pre" else logits / result["temperature"]
 
 
-def _pre_post_cell(key: str, pre: dict[str, Any], post: dict[str, Any], t: float) -> str:
-    """``pre [95% CI] / post (T)``; the error has no post value (T never changes it)."""
-    text = fmt_metric(key, pre["value"])
+def _value(key: str, entry: dict[str, Any]) -> str:
+    return fmt_metric(key, entry["value"])
+
+
+def _pre_post_cell(
+    key: str, pre: dict[str, Any], post: dict[str, Any], t: float, show: Callable = _value
+) -> str:
+    """``pre [95% CI] / post (T)``, each shown by ``show`` (a run's value, a group's mean ±
+    std); the error has no post value (T never changes it)."""
+    text = show(key, pre)
     if "ci95" in pre:
         text += " " + fmt_interval(key, *pre["ci95"])
     if key != "error":
-        text += " / " + fmt_metric(key, post["value"])
+        text += " / " + show(key, post)
     if key == "ece":
         text += f" ({t:.2f})"
     return text
@@ -224,82 +232,48 @@ def _pre_post_cell(key: str, pre: dict[str, Any], post: dict[str, Any], t: float
 def format_comparison(rows: list[dict[str, Any]], baseline: str | None) -> str:
     """Markdown table: one row per run, "pre [95% CI] / post (T)" cells, p-values vs baseline
     (one-sided: small = the run's ECE is lower than the baseline's)."""
-    headers = ["run", *(_HEADERS[k] for k in _COLUMNS)]
-    if baseline is not None:
-        headers.append(f"p (ECE < {baseline}) pre / post")
-    cells = []
-    for row in rows:
-        pre, post = row["test"]["pre"], row["test"]["post"]
-        line = [
-            row["label"],
-            *(_pre_post_cell(k, pre[k], post[k], row["temperature"]) for k in _COLUMNS),
-        ]
-        if baseline is not None:
-            p = row.get("p_vs_baseline")
-            line.append("—" if p is None else f"{p['pre']:.3g} / {p['post']:.3g}")
-        cells.append(line)
-    lines = md_table(headers, cells)
-    ood_names = sorted({name for row in rows for name in row["ood"]})
-    if ood_names:
-        ood_headers = ["run", *(f"AUROC {n} entropy / MSP (%)" for n in ood_names)]
-        lines += ["", *md_table(ood_headers, [_ood_cells(row, ood_names) for row in rows])]
-    return "\n".join(lines) + "\n"
-
-
-def _group_cell(key: str, pre: dict[str, Any], post: dict[str, Any], t: float) -> str:
-    """``mean ± std [95% CI] / mean ± std (T)`` of a group, like :func:`_pre_post_cell`."""
-    text = fmt_mean_std(key, pre)
-    if "ci95" in pre:
-        text += " " + fmt_interval(key, *pre["ci95"])
-    if key != "error":
-        text += " / " + fmt_mean_std(key, post)
-    if key == "ece":
-        text += f" ({t:.2f})"
-    return text
+    return _table(rows, baseline, grouped=False)
 
 
 def format_group_comparison(groups: list[dict[str, Any]], baseline: str | None) -> str:
     """Markdown table: one row per group of seeds, "mean ± std [seed-averaged 95% CI] / post"
     cells, ``n_seeds``, p-values vs the baseline group (one-sided, small = lower ECE)."""
-    headers = ["group", "n_seeds", *(_HEADERS[k] for k in _COLUMNS)]
+    return _table(groups, baseline, grouped=True)
+
+
+def _table(entries: list[dict[str, Any]], baseline: str | None, grouped: bool) -> str:
+    show, show_score = (fmt_mean_std, fmt_mean_std) if grouped else (_value, fmt_metric)
+    first = ["group", "n_seeds"] if grouped else ["run"]
+    headers = [*first, *(_HEADERS[k] for k in _COLUMNS)]
     if baseline is not None:
         headers.append(f"p (ECE < {baseline}) pre / post")
     cells = []
-    for g in groups:
-        pre, post, t = g["test"]["pre"], g["test"]["post"], g["temperature"]["mean"]
-        line = [g["label"], str(g["n_seeds"])]
-        line += [_group_cell(k, pre[k], post[k], t) for k in _COLUMNS]
+    for e in entries:
+        pre, post = e["test"]["pre"], e["test"]["post"]
+        t = e["temperature"]["mean"] if grouped else e["temperature"]
+        line = [e["label"], str(e["n_seeds"])] if grouped else [e["label"]]
+        line += [_pre_post_cell(k, pre[k], post[k], t, show) for k in _COLUMNS]
         if baseline is not None:
-            p = g.get("p_vs_baseline")
+            p = e.get("p_vs_baseline")
             line.append("—" if p is None else f"{p['pre']:.3g} / {p['post']:.3g}")
         cells.append(line)
     lines = md_table(headers, cells)
-    ood_names = sorted({name for g in groups for name in g["ood"]})
+    ood_names = sorted({name for e in entries for name in e["ood"]})
     if ood_names:
-        ood_headers = ["group", *(f"AUROC {n} entropy / MSP (%)" for n in ood_names)]
-        rows = [
-            [g["label"]]
-            + [
-                "—"
-                if name not in g["ood"]
-                else f"{fmt_mean_std('auroc', g['ood'][name]['pre']['auroc_entropy'])} / "
-                f"{fmt_mean_std('auroc', g['ood'][name]['pre']['auroc_msp'])}"
-                for name in ood_names
-            ]
-            for g in groups
-        ]
-        lines += ["", *md_table(ood_headers, rows)]
+        ood_headers = [first[0], *(f"AUROC {n} entropy / MSP (%)" for n in ood_names)]
+        ood_rows = [_ood_cells(e, ood_names, show_score) for e in entries]
+        lines += ["", *md_table(ood_headers, ood_rows)]
     return "\n".join(lines) + "\n"
 
 
-def _ood_cells(row: dict[str, Any], names: list[str]) -> list[str]:
-    cells = [row["label"]]
+def _ood_cells(entry: dict[str, Any], names: list[str], show: Callable) -> list[str]:
+    cells = [entry["label"]]
     for name in names:
-        s = row["ood"].get(name, {}).get("pre")
+        s = entry["ood"].get(name, {}).get("pre")
         cells.append(
             "—"
             if s is None
-            else f"{fmt_metric('auroc', s['auroc_entropy'])} / {fmt_metric('auroc', s['auroc_msp'])}"
+            else f"{show('auroc', s['auroc_entropy'])} / {show('auroc', s['auroc_msp'])}"
         )
     return cells
 

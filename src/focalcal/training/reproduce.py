@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, remove_stale_temporaries
 from .._validation import check_choice, check_int
 from .aggregate import aggregate, overlay_diagrams
 from .launchers import LAUNCHERS, LaunchOptions, launch
@@ -165,6 +165,7 @@ def reproduce(
     started = time.perf_counter()
     suite.plan(out, seeds=seeds, data_dir=data, **overrides)  # every config is valid: fail now
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, recursive=False)  # of results.md / results.json
     suite.prepare_data(out, data)
     if (suite.tune_gamma if tune is None else tune) and any(s.tune_gamma for s in suite.losses):
         tuning = tune_gamma(

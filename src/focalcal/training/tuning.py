@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from .._io import atomic_write_text
+from .._io import atomic_write_text, remove_stale_temporaries
 from .._validation import check_int
 from .config import TrainConfig
 from .evaluate import load_logits
@@ -163,6 +163,7 @@ def tune_gamma(
     for (ds_key, loss_key), specs in jobs.items():
         record = _choose(ds_key, loss_key, grid, specs)
         path = out / TUNE_FOLDER / ds_key / f"{loss_key}.json"
+        remove_stale_temporaries(path.parent, recursive=False)
         atomic_write_text(path, json.dumps(record, indent=2) + "\n")
         echo(f"[tune-gamma] {ds_key}/{loss_key}: {format_search(record)} → γ={record['gamma']:g}")
         chosen[(ds_key, loss_key)] = record

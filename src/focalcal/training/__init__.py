@@ -21,10 +21,10 @@ Example:
 from .compare import compare_runs
 from .config import TrainConfig, load_config, make_config, save_config
 from .demo import run_demo
-from .evaluate import evaluate_run
+from .evaluate import evaluate_run, format_report
 from .launchers import LaunchOptions
 from .reproduce import RunPlan, plan_runs, reproduce
-from .run import CorruptRunFileError, RunExistsError, load_model, train
+from .run import CorruptRunFileError, RunExistsError, load_model, read_run_config, train
 from .runs import RunMismatchError
 from .suites import SUITES, get_suite
 from .tuning import tune_gamma
@@ -39,11 +39,13 @@ __all__ = [
     "TrainConfig",
     "compare_runs",
     "evaluate_run",
+    "format_report",
     "get_suite",
     "load_config",
     "load_model",
     "make_config",
     "plan_runs",
+    "read_run_config",
     "reproduce",
     "run_demo",
     "save_config",

@@ -99,9 +99,7 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / CONFIG_FILE
     try:
         return load_config(path)
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
+    except (TypeError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError included
         raise CorruptRunFileError(
             f"{path}: not a readable run config ({err}); the file is empty, truncated or edited. "
             "Delete the run folder, or train it again with --overwrite"

@@ -51,7 +51,7 @@ def run_state(spec: RunSpec) -> str:
     if differ:
         raise RunMismatchError(
             f"{run_dir} holds a run with another configuration ({', '.join(differ)}); use "
-            "another --out, delete that run folder or pass --overwrite"
+            "another --out or delete that run folder"
         )
     return "finished" if is_finished(run_dir) else "partial"
 

@@ -9,7 +9,8 @@ Per (dataset, loss), every metric of the runs' ``metrics.json`` is summarised as
 
 (no spread for one seed). The 95% interval of :math:`\\bar m` resamples the test items with
 the same bootstrap indices for every seed (the runs share one test set), averages the resampled
-values over seeds, and takes the 2.5% and 97.5% quantiles.
+values over seeds, and forms the default interval of :func:`focalcal.metrics.bootstrap_interval`
+(basic bootstrap around :math:`\\bar m`) from them.
 
 Example (with finished, evaluated runs of the CI suite):
 
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from .. import metrics
+from ..metrics.bootstrap import bootstrap_interval
 from .evaluate import METRIC_LABELS, METRICS_FILE, load_logits
 from .run import STATUS_FILE
 from .suites import LossSpec, RunSpec, Suite
@@ -93,10 +95,12 @@ def seed_mean_interval(
     n_bins: int,
     seed: int = 0,
 ) -> list[float]:
-    """95% percentile interval of the seed-averaged ``metric`` (:func:`seed_mean_samples`)."""
-    mean = seed_mean_samples(runs, metric, stage, n_bootstrap, n_bins, seed)
-    q = torch.tensor([0.025, 0.975], dtype=torch.float64)
-    return [float(v) for v in torch.quantile(mean, q)]
+    """95% interval of the seed-averaged ``metric`` (:func:`seed_mean_samples`), the default
+    method of :func:`focalcal.metrics.bootstrap_interval` around the mean of the runs' values."""
+    samples = seed_mean_samples(runs, metric, stage, n_bootstrap, n_bins, seed)
+    estimate = sum(r["test"][stage][metric]["value"] for r, _ in runs) / len(runs)
+    _, low, high = bootstrap_interval(samples, estimate, level=0.95)
+    return [low, high]
 
 
 def summarize(
@@ -187,6 +191,7 @@ def aggregate(
                 "data_root": first.config["data_root"],
                 "epochs": first.config["epochs"],
                 "n_test": _read_metrics(first.run_dir)["n_test"],
+                "n_bins": _read_metrics(first.run_dir)["n_bins"],
                 "rows": rows,
                 "tuning": [rec for (d, _), rec in tuning.items() if d == ds.key],
             }

@@ -19,7 +19,7 @@ from .. import metrics
 from .._io import atomic_write_text
 from .aggregate import seed_mean_samples, summarize
 from .evaluate import load_logits
-from .report import fmt_interval, fmt_mean_std, fmt_metric, md_table
+from .report import estimator_note, fmt_interval, fmt_mean_std, fmt_metric, md_table
 from .runs import ensure_evaluated
 
 __all__ = ["compare_runs", "format_comparison", "format_group_comparison"]
@@ -95,6 +95,9 @@ def compare_runs(
         if per_run
         else format_group_comparison(groups, shown_baseline)
     )
+    if n_bootstrap > 0:
+        note = estimator_note(results[0]["n_bins"], n_bootstrap, seed_averaged=not per_run)
+        markdown += "\n" + note + "\n"
     out: dict[str, Any] = {"rows": rows, "groups": groups, "markdown": markdown}
     out["baseline"] = baseline
     if out_dir is not None:

@@ -4,8 +4,9 @@
 fits the temperature T on the validation split, and reports on the test split
 
 * error, NLL, ECE, AdaECE, Classwise-ECE and smooth ECE, pre-T and post-T, each (but the smooth
-  ECE, see :data:`NO_INTERVAL`) with a 95% percentile-bootstrap interval (test samples resampled
-  with replacement, :func:`focalcal.metrics.bootstrap_ci`);
+  ECE, see :data:`NO_INTERVAL`) with a 95% bootstrap interval (test samples resampled with
+  replacement, :func:`focalcal.metrics.bootstrap_ci`'s default basic interval, chosen by its
+  measured coverage);
 * for each OOD set, AUROC of the entropy score and of the max-softmax score (OOD = positive),
   pre-T and post-T;
 * reliability diagrams (PNG) pre-T and post-T.
@@ -34,7 +35,7 @@ from .._validation import check_choice, check_int
 from ..calibration import TemperatureScaling
 from ..metrics import ood
 from .config import TrainConfig
-from .report import fmt_interval, fmt_metric, md_table
+from .report import estimator_note, fmt_interval, fmt_metric, md_table
 from .run import (
     LOGITS_FILE,
     CorruptRunFileError,
@@ -291,8 +292,8 @@ def format_report(result: dict[str, Any]) -> str:
         f"# {result['loss']} on {result['dataset']} ({result['model']})",
         "",
         f"Test set: {result['n_test']} samples. T = {t:.2f} fitted on the validation split "
-        f"({result['n_val']} samples, criterion {result['ts_criterion']}); {result['n_bins']} bins; "
-        f"95% bootstrap intervals from {result['n_bootstrap']} resamples.",
+        f"({result['n_val']} samples, criterion {result['ts_criterion']}). "
+        + estimator_note(result["n_bins"], result["n_bootstrap"]),
         "",
     ]
     summary = [

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "estimator_note",
     "fmt_interval",
     "fmt_mean_std",
     "fmt_metric",
@@ -40,6 +41,23 @@ def fmt_metric(key: str, value: float) -> str:
 def fmt_interval(key: str, low: float, high: float) -> str:
     """``[low, high]`` in :func:`fmt_metric`'s format."""
     return f"[{fmt_metric(key, low)}, {fmt_metric(key, high)}]"
+
+
+def estimator_note(n_bins: int, n_bootstrap: int, *, seed_averaged: bool = False) -> str:
+    """The sentence every report prints about its estimator and interval.
+
+    Example:
+        >>> estimator_note(15, 1000)
+        'Estimates: plug-in binned metrics, 15 bins; intervals: 95% basic bootstrap (reflected around the estimate, which they contain), 1000 resamples of the test items.'
+    """
+    from ..metrics.bootstrap import DEFAULT_INTERVAL
+
+    averaged = ", values averaged over seeds per resample" if seed_averaged else ""
+    return (
+        f"Estimates: plug-in binned metrics, {n_bins} bins; intervals: 95% {DEFAULT_INTERVAL} "
+        f"bootstrap (reflected around the estimate, which they contain), {n_bootstrap} "
+        f"resamples of the test items{averaged}."
+    )
 
 
 def fmt_mean_std(key: str, stat: dict[str, Any]) -> str:
@@ -96,8 +114,12 @@ def _header(results: dict[str, Any]) -> list[str]:
         f"skipped {actions.get('skipped', 0)}).",
         "",
         "Cells are mean ± std over seeds (percent; NLL as is); pre / post temperature scaling, "
-        "T fitted on the validation split. Intervals: 95% bootstrap of the seed-averaged metric "
-        f"({results['n_bootstrap']} resamples of the test set, shared by all seeds).",
+        "T fitted on the validation split. "
+        + estimator_note(
+            results["datasets"][0]["n_bins"] if results["datasets"] else 15,
+            results["n_bootstrap"],
+            seed_averaged=True,
+        ),
     ]
 
 

@@ -23,12 +23,7 @@ from torch import nn
 
 from focalcal._registry import Registry
 from focalcal.losses._fused import get_cpu_kernel, set_cpu_kernel
-from focalcal.losses.adafocal import (
-    AdaDualFocalLoss,
-    AdaFocalLoss,
-    adafocal_gamma_update,
-    calibration_gaps,
-)
+from focalcal.losses.adafocal import AdaDualFocalLoss, AdaFocalLoss, adafocal_gamma_update
 from focalcal.losses.brier import BrierLoss, brier_loss
 from focalcal.losses.dual_focal import DualFocalLoss, dual_focal_loss
 from focalcal.losses.focal import FocalLoss, InverseFocalLoss, focal_loss, inverse_focal_loss
@@ -49,6 +44,7 @@ from focalcal.losses.label_smoothing import (
 from focalcal.losses.mmce import MMCELoss, mmce_loss
 
 __all__ = [
+    "LOSSES",
     "AdaDualFocalLoss",
     "AdaFocalLoss",
     "BrierLoss",
@@ -65,7 +61,6 @@ __all__ = [
     "ThresholdGamma",
     "adafocal_gamma_update",
     "brier_loss",
-    "calibration_gaps",
     "cross_entropy",
     "dual_focal_loss",
     "focal_loss",
@@ -75,29 +70,28 @@ __all__ = [
     "inverse_focal_loss",
     "label_smoothing_loss",
     "loss_names",
-    "losses",
     "mmce_loss",
     "set_cpu_kernel",
 ]
 
-losses: Registry[nn.Module] = Registry("loss")
-losses.register("ce", "cross_entropy")(CrossEntropyLoss)
-losses.register("focal", "fl", "focal_loss")(FocalLoss)
-losses.register("flsd53", "flsd_53")(lambda **kw: FocalLoss(**{"gamma": "flsd53", **kw}))
-losses.register("flsd52", "flsd_52")(lambda **kw: FocalLoss(**{"gamma": "flsd52", **kw}))
-losses.register("flsc531", "flsc_531")(lambda **kw: FocalLoss(**{"gamma": "flsc531", **kw}))
-losses.register("flsc532", "flsc_532")(lambda **kw: FocalLoss(**{"gamma": "flsc532", **kw}))
-losses.register("dual_focal", "dfl", "dual_focal_loss")(DualFocalLoss)
-losses.register("dual_flsd53", "dfl_sd", "dual_flsd_53")(
+LOSSES: Registry[nn.Module] = Registry("loss")
+LOSSES.register("ce", "cross_entropy")(CrossEntropyLoss)
+LOSSES.register("focal", "fl", "focal_loss")(FocalLoss)
+LOSSES.register("flsd53", "flsd_53")(lambda **kw: FocalLoss(**{"gamma": "flsd53", **kw}))
+LOSSES.register("flsd52", "flsd_52")(lambda **kw: FocalLoss(**{"gamma": "flsd52", **kw}))
+LOSSES.register("flsc531", "flsc_531")(lambda **kw: FocalLoss(**{"gamma": "flsc531", **kw}))
+LOSSES.register("flsc532", "flsc_532")(lambda **kw: FocalLoss(**{"gamma": "flsc532", **kw}))
+LOSSES.register("dual_focal", "dfl", "dual_focal_loss")(DualFocalLoss)
+LOSSES.register("dual_flsd53", "dfl_sd", "dual_flsd_53")(
     lambda **kw: DualFocalLoss(**{"gamma": "flsd53", **kw})
 )
-losses.register("adafocal", "ada_focal")(AdaFocalLoss)
-losses.register("ada_dual_focal", "adadualfocal")(AdaDualFocalLoss)
-losses.register("brier")(BrierLoss)
-losses.register("mmce")(lambda **kw: MMCELoss(**{"weighted": False, **kw}))
-losses.register("mmce_weighted", "mmce_w")(lambda **kw: MMCELoss(**{"weighted": True, **kw}))
-losses.register("label_smoothing", "ls")(LabelSmoothingLoss)
-losses.register("inverse_focal")(InverseFocalLoss)
+LOSSES.register("adafocal", "ada_focal")(AdaFocalLoss)
+LOSSES.register("ada_dual_focal", "adadualfocal")(AdaDualFocalLoss)
+LOSSES.register("brier")(BrierLoss)
+LOSSES.register("mmce")(lambda **kw: MMCELoss(**{"weighted": False, **kw}))
+LOSSES.register("mmce_weighted", "mmce_w")(lambda **kw: MMCELoss(**{"weighted": True, **kw}))
+LOSSES.register("label_smoothing", "ls")(LabelSmoothingLoss)
+LOSSES.register("inverse_focal")(InverseFocalLoss)
 
 
 def get_loss(name: str, /, **kwargs: Any) -> nn.Module:
@@ -113,9 +107,9 @@ def get_loss(name: str, /, **kwargs: Any) -> nn.Module:
         >>> get_loss("flsd53", reduction="sum")
         FocalLoss(gamma=ThresholdGamma(thresholds=(0.2, 0.5), gammas=(5.0, 3.0), default=3), reduction='sum')
     """
-    return losses.get(name, **kwargs)
+    return LOSSES.get(name, **kwargs)
 
 
 def loss_names() -> list[str]:
     """Every name :func:`get_loss` accepts (aliases included), sorted."""
-    return losses.names()
+    return LOSSES.names()

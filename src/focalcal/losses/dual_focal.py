@@ -11,8 +11,13 @@ from torch import Tensor
 
 from focalcal.losses._kernel import focal_family_loss
 from focalcal.losses._reduce import check_inputs, compute_in_fp32
-from focalcal.losses.focal import GammaLoss, gamma_of, gamma_table_of
-from focalcal.losses.gamma import GammaPolicy, get_gamma_policy
+from focalcal.losses.gamma import (
+    GammaLoss,
+    GammaPolicy,
+    gamma_of,
+    gamma_table_of,
+    get_gamma_policy,
+)
 
 __all__ = ["DualFocalLoss", "dual_focal_loss"]
 
@@ -78,7 +83,7 @@ def dual_focal_loss(
         reduction,
         lambda p_y, p_j: (gamma_of(policy, p_y - p_j), False),
         runner_up=True,
-        gamma_table=gamma_table_of(policy, margin=True),
+        gamma_table=lambda dtype: gamma_table_of(policy, margin=True),
     )
 
 

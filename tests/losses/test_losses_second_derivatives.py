@@ -1,6 +1,7 @@
 """Second derivatives through every loss are exact (gradient penalties, sharpness-aware training).
 
-References: float64 ``gradgradcheck`` (finite differences of the gradient), ``F.cross_entropy``
+References (besides ``gradgradcheck`` of every loss in test_losses_gradcheck.py): float64
+``gradgradcheck`` (finite differences of the gradient), ``F.cross_entropy``
 at γ = 0, finite differences of the penalty |∇L|² computed with the first-order gradient only,
 and the per-row definitions of :mod:`focalcal.losses.reference` in plain autograd.
 """
@@ -41,36 +42,11 @@ def _gradient(loss, logits: torch.Tensor, target: torch.Tensor, create_graph: bo
 
 
 @pytest.mark.usefixtures("cpu_kernel")
-@pytest.mark.parametrize("reduction", ["mean", "none"])
-@pytest.mark.parametrize("name", NAMES)
-def test_gradgradcheck_every_loss(name: str, reduction: str) -> None:
-    logits, target = _inputs((5, 4))
-    target[1] = -100
-    weight = torch.tensor([0.5, 1.0, 2.0, 1.5], dtype=torch.float64)
-    loss = get_loss(name, weight=weight, reduction=reduction)
-    assert gradgradcheck(lambda x: loss(x, target), (logits,), eps=1e-6, atol=1e-6, fast_mode=True)
-
-
-@pytest.mark.usefixtures("cpu_kernel")
-@pytest.mark.parametrize("name", ["focal", "dual_focal", "dual_flsd53", "mmce_weighted"])
-def test_gradgradcheck_dense_input(name: str) -> None:
-    logits, target = _inputs((2, 3, 2, 2), seed=1)
-    loss = get_loss(name, reduction="sum")
-    assert gradgradcheck(lambda x: loss(x, target), (logits,), eps=1e-6, atol=1e-6, fast_mode=True)
-
-
-@pytest.mark.usefixtures("cpu_kernel")
-def test_gradgradcheck_signed_adafocal_with_inverse_bins_and_lambertw_gamma() -> None:
+def test_gradgradcheck_lambertw_gamma() -> None:
+    """A continuous γ(p), detached: its second derivative is that of γ frozen."""
     logits, target = _inputs((8, 3), seed=2)
-    official = AdaFocalLoss(reduction="sum")
-    official.set_bins([0.0, 0.2, 0.4, 0.6, 0.8, 1.0], [3.0, 1.0, 0.2, -0.2, -1.5])
-    dual = AdaDualFocalLoss(reduction="sum")
-    dual.set_bins([0.0, 0.5, 1.0], [4.0, 1.0])
-    lambertw = get_loss("focal", gamma="lambertw", reduction="sum")
-    for loss in (official, dual, lambertw):
-        assert gradgradcheck(
-            lambda x, loss=loss: loss(x, target), (logits,), atol=1e-6, fast_mode=True
-        )
+    loss = get_loss("focal", gamma="lambertw", reduction="sum")
+    assert gradgradcheck(lambda x: loss(x, target), (logits,), atol=1e-6, fast_mode=True)
 
 
 @pytest.mark.usefixtures("cpu_kernel")

@@ -16,13 +16,7 @@ from torch import Tensor
 
 from focalcal.losses._kernel import focal_family_loss
 from focalcal.losses._reduce import check_inputs, compute_in_fp32
-from focalcal.losses.gamma import (
-    GammaLoss,
-    GammaPolicy,
-    gamma_of,
-    gamma_table_of,
-    get_gamma_policy,
-)
+from focalcal.losses.gamma import GammaLoss, GammaPolicy, gamma_functions, get_gamma_policy
 
 __all__ = ["FocalLoss", "InverseFocalLoss", "focal_loss", "inverse_focal_loss"]
 
@@ -77,14 +71,9 @@ def focal_loss(
     """
     policy = get_gamma_policy(gamma)
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
+    gamma_fn, gamma_table = gamma_functions(policy)
     return focal_family_loss(
-        logits,
-        target,
-        weight,
-        ignore_index,
-        reduction,
-        lambda p_y, p_j: (gamma_of(policy, p_y), False),
-        gamma_table=lambda dtype: gamma_table_of(policy),
+        logits, target, weight, ignore_index, reduction, gamma_fn, gamma_table=gamma_table
     )
 
 
@@ -122,14 +111,9 @@ def inverse_focal_loss(
     policy = get_gamma_policy(gamma)
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
     _check_inverse_gamma(policy, logits.dtype)
+    gamma_fn, gamma_table = gamma_functions(policy, inverse=True)
     return focal_family_loss(
-        logits,
-        target,
-        weight,
-        ignore_index,
-        reduction,
-        lambda p_y, p_j: (gamma_of(policy, p_y), True),
-        gamma_table=lambda dtype: gamma_table_of(policy, inverse=True),
+        logits, target, weight, ignore_index, reduction, gamma_fn, gamma_table=gamma_table
     )
 
 

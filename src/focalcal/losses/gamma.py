@@ -27,7 +27,7 @@ from torch import Tensor
 
 from focalcal._registry import Registry
 from focalcal._validation import check_positive, check_real
-from focalcal.losses._kernel import GammaTable
+from focalcal.losses._kernel import GammaFn, GammaTable, GammaTableFn
 from focalcal.losses._reduce import WeightedLoss
 
 __all__ = [
@@ -367,18 +367,25 @@ def get_gamma_policy(gamma: Any, *, allow_negative: bool = False) -> GammaPolicy
     return policy
 
 
-def gamma_of(policy: GammaPolicy, reference: Tensor) -> Tensor | float:
-    """γ per item from the detached reference probability (a float for constant policies)."""
-    return policy(reference) if policy.constant else policy(reference.detach())
-
-
-def gamma_table_of(
+def gamma_functions(
     policy: GammaPolicy, *, margin: bool = False, inverse: bool = False
-) -> GammaTable | None:
-    """The policy as a :class:`~focalcal.losses._kernel.GammaTable` for the fused CPU kernel, or
-    None if it is not a step function (then the kernel calls it from Python)."""
-    steps = policy.steps()
-    return None if steps is None else GammaTable(*steps, margin=margin, inverse=inverse)
+) -> tuple[GammaFn, GammaTableFn]:
+    """``(gamma_fn, gamma_table)`` of a focal-family loss whose γ comes from ``policy``.
+
+    γ is the policy's value at the detached :math:`p_y`, or at the margin :math:`p_y - p_j` with
+    ``margin`` (dual focal loss); ``inverse`` makes every item inverse focal. ``gamma_table``
+    gives the policy as a step function for the fused CPU kernel, or None if it is not one.
+    """
+
+    def gamma_fn(p_y: Tensor, p_j: Tensor | None) -> tuple[Tensor | float, bool]:
+        reference = p_y - p_j if margin and p_j is not None else p_y
+        return policy(reference if policy.constant else reference.detach()), inverse
+
+    def gamma_table(dtype: torch.dtype) -> GammaTable | None:
+        steps = policy.steps()
+        return None if steps is None else GammaTable(*steps, margin=margin, inverse=inverse)
+
+    return gamma_fn, gamma_table
 
 
 class GammaLoss(WeightedLoss):

@@ -5,14 +5,23 @@ Every loss is a functional (``focal_loss(logits, target, ...)``) and an ``nn.Mod
 (``FocalLoss(...)``) that mirrors :class:`torch.nn.CrossEntropyLoss`: logits (N, C) or
 (N, C, d1, ...), integer targets, ``weight``, ``ignore_index=-100``,
 ``reduction="mean"|"sum"|"none"``, plus ``validate=True``. :func:`get_loss` builds a module by
-name.
+name (the registry :data:`LOSSES`). Derivatives of every order are exact, so gradient penalties
+work; :mod:`focalcal.losses.reference` defines each focal-type loss on one row, as the
+specification the batched kernels are tested against.
 
 Example:
     >>> import torch
     >>> from focalcal.losses import get_loss
     >>> criterion = get_loss("dual_focal", gamma=5.0)
     >>> logits = torch.randn(8, 10, requires_grad=True)
-    >>> criterion(logits, torch.randint(0, 10, (8,))).backward()
+    >>> target = torch.randint(0, 10, (8,))
+    >>> criterion(logits, target).backward()
+
+    A gradient penalty differentiates through the gradient:
+
+    >>> loss = criterion(logits, target)
+    >>> (grad,) = torch.autograd.grad(loss, logits, create_graph=True)
+    >>> (loss + (grad**2).sum()).backward()
 """
 
 from __future__ import annotations
@@ -74,6 +83,7 @@ __all__ = [
     "set_cpu_kernel",
 ]
 
+#: Every loss module by name (aliases included); :func:`get_loss` builds from it.
 LOSSES: Registry[nn.Module] = Registry("loss")
 LOSSES.register("ce", "cross_entropy")(CrossEntropyLoss)
 LOSSES.register("focal", "fl", "focal_loss")(FocalLoss)

@@ -18,7 +18,10 @@ autograd's chain through gather, masking, max and log_softmax. The per-item deri
 closed forms computed in forward, and the reduction (torch semantics, ``_reduce``) is folded in,
 so the only (N, C) work beyond cross-entropy's is the runner-up search of dual focal loss; the
 rest is a few per-item operations, whose fixed cost per call dominates small batches on CPU.
-Second derivatives are exact: when the backward itself is differentiated (``create_graph=True``,
+The two CPU kernels differ only in how they get the per-item statistics (log p_y, log p_j:
+``_eager_statistics``, ``_fused_statistics``) and in their backward; the per-item algebra
+(``_item_algebra``) is shared, and ``_FocalFamily.forward`` chooses the kernel (the one call of
+:func:`~focalcal.losses._fused.fused_kernel_for`). Second derivatives are exact: when the backward itself is differentiated (``create_graph=True``,
 e.g. a gradient penalty) the gradient is recomputed from the saved logits by the batched
 definition :func:`focalcal.losses.reference.focal_family_items` under autograd, with γ detached
 as in forward. Checked with float64 ``gradcheck``/``gradgradcheck`` and against the per-row

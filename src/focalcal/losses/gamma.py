@@ -12,7 +12,9 @@ through γ, as in the official code (where γ came from ``.item()``).
 - :class:`ScheduledGamma` — γ by epoch (FLSc-531: 5, then 3 from epoch 100, then 1 from 250),
   advanced by ``set_epoch``.
 
-:func:`get_gamma_policy` turns a number, a name or a policy into a policy.
+:func:`get_gamma_policy` turns a number, a name (:data:`GAMMA_POLICIES`) or a policy into a
+policy; :func:`gamma_functions` turns a policy into what the focal-family kernel evaluates, and
+:class:`GammaLoss` is the base of the γ-based loss modules.
 """
 
 from __future__ import annotations
@@ -328,6 +330,7 @@ class ScheduledGamma(GammaPolicy):
         return f"ScheduledGamma({self.milestones}, epoch={self.epoch})"
 
 
+#: The named γ policies :func:`get_gamma_policy` accepts.
 GAMMA_POLICIES: Registry[GammaPolicy] = Registry("gamma policy")
 GAMMA_POLICIES.register("flsd53", "flsd_53")(
     lambda: ThresholdGamma((0.2, 0.5), (5.0, 3.0), default=3.0)

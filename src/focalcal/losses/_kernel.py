@@ -487,7 +487,8 @@ def focal_family_loss(
         runner_up: include :math:`p_j`, the largest probability strictly below :math:`p_y` (dual
             focal). Ties with :math:`p_y` are excluded; among tied candidates the gradient goes to
             the lowest class index, as ``topk`` does on CPU in the official code (the fused
-            CPU kernel: to the largest logit among them, then the lowest index).
+            CPU kernel: to the largest logit among them, then the lowest index; second
+            derivatives: the lowest index).
         gamma_table: builds ``gamma_fn`` as a step function for a dtype, if it is one; only
             called when the fused CPU kernel runs, which then computes the whole loss itself
             (otherwise only the per-item statistics).

@@ -163,11 +163,16 @@ HEAVY = ("torchmetrics", "scipy", "matplotlib", "lightning", "sklearn")
 
 
 @functools.cache
-def _imported(statement: str) -> frozenset[str]:
-    """The modules a fresh interpreter holds after ``statement``."""
-    code = f"import sys; {statement}; print(' '.join(sys.modules))"
+def _imports() -> tuple[frozenset[str], frozenset[str]]:
+    """The modules a fresh interpreter holds after ``import focalcal.metrics.binning`` (the
+    binning primitive the losses use), and after ``import focalcal.losses`` next."""
+    code = (
+        "import sys; import focalcal.metrics.binning; print(' '.join(sys.modules)); "
+        "import focalcal.losses; print(' '.join(sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return frozenset(out.stdout.split())
+    binning, losses = out.stdout.splitlines()
+    return frozenset(binning.split()), frozenset(losses.split())
 
 
 def _top_level(modules: frozenset[str]) -> set[str]:
@@ -177,13 +182,15 @@ def _top_level(modules: frozenset[str]) -> set[str]:
 def test_losses_import_only_the_binning_primitive_of_metrics() -> None:
     """Beyond what the binning primitive brings, the losses import only their own modules and
     the shared registry and validation helpers."""
-    extra = _imported("import focalcal.losses") - _imported("import focalcal.metrics.binning")
-    outside = {m for m in extra if m.startswith("focalcal") and not m.startswith("focalcal.losses")}
+    binning, losses = _imports()
+    outside = {m for m in losses - binning if m.startswith("focalcal")}
+    outside = {m for m in outside if not m.startswith("focalcal.losses")}
     assert outside <= {"focalcal._registry", "focalcal._validation"}, sorted(outside)
 
 
 def test_importing_the_losses_loads_no_heavy_library() -> None:
-    through_metrics = set(HEAVY) & _top_level(_imported("import focalcal.metrics.binning"))
+    binning, losses = _imports()
+    through_metrics = set(HEAVY) & _top_level(binning)
     if through_metrics:
         pytest.skip(f"the focalcal.metrics package itself imports {sorted(through_metrics)}")
-    assert set(HEAVY) & _top_level(_imported("import focalcal.losses")) == set()
+    assert set(HEAVY) & _top_level(losses) == set()

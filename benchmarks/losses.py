@@ -4,7 +4,7 @@ Everything is measured in one run on the same inputs: each loss in turn is timed
 burst of ``F.cross_entropy`` steps followed by a burst of its own, and the reported ratio is the
 median over rounds of these back-to-back ratios, which is robust to the load of a shared
 machine. On CPU with one thread (the default) the clock is the thread's CPU time, so time spent
-descheduled by other processes does not count. Targets (issue 2): FL <= 1.3x, DFL and FLSD-53 <= 1.5x.
+descheduled by other processes does not count. Targets: FL <= 1.3x, DFL and FLSD-53 <= 1.5x.
 On CPU both focal-family kernels are timed: the eager one (the default) and the fused C++ one
 (``focalcal.losses.set_cpu_kernel("fused")``, built on first use); ``--cpu-kernel`` picks one.
 
@@ -202,7 +202,7 @@ def real_data(data_root: Path, epochs: int, seed: int) -> None:
         probs = torch.softmax(test_logits, 1)
         err = 100 * (probs.argmax(1) != y_test).double().mean().item()
         nll = F.cross_entropy(test_logits, y_test).item()
-        scaler = TemperatureScaling(criterion="nll").fit(val_logits, y_val)
+        scaler = TemperatureScaling().fit(val_logits, y_val)
         post = ece(scaler.predict_proba(test_logits), y_test).item()
         print(
             f"| {label} | {err:.2f} | {nll:.3f} | {100 * ece(probs, y_test).item():.2f} | "

@@ -1,4 +1,4 @@
-"""The loss names issue 2 (§6) requires of ``get_loss``, shared by the test modules
+"""The loss names ``get_loss`` must accept, shared by the test modules
 (importable because ``tests`` is on pytest's ``pythonpath``), and inputs several modules use."""
 
 from __future__ import annotations

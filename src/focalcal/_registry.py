@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
+Factory = TypeVar("Factory", bound=Callable[..., Any])
 
 
 class Registry(Generic[T]):
@@ -41,10 +41,10 @@ class Registry(Generic[T]):
     def _key(name: str) -> str:
         return name.strip().lower().replace("-", "_")
 
-    def register(self, name: str, *aliases: str) -> Callable[[F], F]:
+    def register(self, name: str, *aliases: str) -> Callable[[Factory], Factory]:
         """Decorator registering a factory under ``name`` (and ``aliases``)."""
 
-        def decorator(factory: F) -> F:
+        def decorator(factory: Factory) -> Factory:
             for n in (name, *aliases):
                 key = self._key(n)
                 if key in self._factories:

@@ -367,11 +367,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from .data import DATASETS
-    from .losses import losses
+    from .losses import LOSSES
     from .models import MODELS
     from .training.config import PRESETS
 
-    tables = {"datasets": DATASETS, "models": MODELS, "losses": losses, "presets": PRESETS}
+    tables = {"datasets": DATASETS, "models": MODELS, "losses": LOSSES, "presets": PRESETS}
     for name, registry in tables.items():
         if args.what in (None, name):
             print(f"{name}: {', '.join(registry.names())}")

@@ -16,6 +16,7 @@ MODULES = [
     "focalcal.losses.brier",
     "focalcal.losses.mmce",
     "focalcal.losses.label_smoothing",
+    "focalcal.losses.reference",
 ]
 
 

@@ -155,7 +155,7 @@ def test_adafocal_update_rule_matches_official(refvectors) -> None:
 @pytest.mark.parametrize(
     ("target", "gamma", "expected"),
     [
-        # REFERENCE.md §7, values printed by the official code for logits [2, 1, 0]
+        # values printed by the official code for logits [2, 1, 0]
         (0, 2.0, 0.136876439),
         (1, 2.0, 1.005784634),  # p_j = p_3 = 0.0900 (the predicted class is skipped)
         (2, 2.0, 1.993604535),  # gt smallest: DFL = FL

@@ -1,8 +1,9 @@
 """Properties of the losses against independent references written here.
 
-References: ``F.cross_entropy`` (γ = 0, weight/ignore_index/reduction semantics), a per-row
-Python implementation of focal / dual focal / inverse focal / AdaFocal with plain float64
-autograd (the candidate set of p_j chosen by an explicit loop over classes), closed forms.
+References: ``F.cross_entropy`` (γ = 0, weight/ignore_index/reduction semantics), the per-row
+definitions of focal / dual focal / inverse focal / AdaFocal in :mod:`focalcal.losses.reference`
+with plain float64 autograd (the candidate set of p_j chosen by an explicit loop over classes),
+closed forms.
 """
 
 from __future__ import annotations
@@ -26,33 +27,19 @@ from focalcal.losses import (
     inverse_focal_loss,
     label_smoothing_loss,
 )
+from focalcal.losses.reference import dual_focal_row, focal_row, inverse_focal_row, row_losses
 from loss_contract import CONTRACT_LOSSES, adversarial_runner_up_rows
 
 SETTINGS = settings(max_examples=15, deadline=None)
 ALL_NAMES = list(CONTRACT_LOSSES)
+ROWS = {"focal": focal_row, "dual": dual_focal_row, "inverse": inverse_focal_row}
 
 
 def reference_row_losses(
     logits: torch.Tensor, target: torch.Tensor, kind: str, gamma: float
 ) -> torch.Tensor:
     """Per-row reference in float64 autograd: focal, dual focal, inverse focal."""
-    rows = []
-    for z, y in zip(logits, target.tolist(), strict=True):
-        log_p = torch.log_softmax(z, dim=0)
-        p = log_p.exp()
-        if kind == "focal":
-            base = 1 - p[y]
-        elif kind == "inverse":
-            base = 1 + p[y]
-        else:  # dual: the largest probability strictly below p_y, lowest index among ties
-            below = [c for c in range(z.numel()) if log_p[c].item() < log_p[y].item()]
-            if below:
-                best = max(below, key=lambda c: (log_p[c].item(), -c))
-                base = 1 - p[y] + p[best]
-            else:
-                base = 1 - p[y]
-        rows.append(-(base**gamma) * log_p[y])
-    return torch.stack(rows)
+    return row_losses(ROWS[kind], logits, target, gamma)
 
 
 def _logits(n: int, c: int, seed: int, scale: float = 3.0, dtype=torch.float64) -> torch.Tensor:
@@ -396,11 +383,12 @@ def test_runner_up_search_is_exact_on_adversarial_rows(dtype: torch.dtype) -> No
     """Neighbours one ulp away from the target's log-probability (both sides), ties and one-ulp
     gaps among the others, p_y near 1 (where ulps are tiny), saturated and huge finite logits,
     the target smallest, all tied."""
-    from focalcal.losses._kernel import runner_up_of
+    from focalcal.losses._kernel import _runner_up_index, _runner_up_value
 
     logits, target = adversarial_runner_up_rows(dtype)
     log_p = torch.log_softmax(logits, dim=1)
-    log_p_j, index_j = runner_up_of(log_p, log_p.gather(1, target.unsqueeze(1)))
+    log_p_j, masked = _runner_up_value(log_p, log_p.gather(1, target.unsqueeze(1)))
+    index_j = _runner_up_index(masked, log_p_j)
     for i, (value, index) in enumerate(_brute_force_runner_up(log_p, target)):
         if value > -float("inf") and torch.exp(log_p[i, index]) > 0:
             assert log_p_j[i, 0].item() == value, (i, logits[i], target[i])

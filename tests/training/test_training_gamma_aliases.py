@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from focalcal.losses import losses as LOSSES
+from focalcal.losses import LOSSES
 from focalcal.training.config import default_gamma, make_config
 
 #: Tao et al. (2023), the authors' validation-tuned γ per (dataset, model), typed in from the

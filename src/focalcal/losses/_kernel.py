@@ -18,8 +18,14 @@ autograd's chain through gather, masking, max and log_softmax. The per-item deri
 closed forms computed in forward, and the reduction (torch semantics, ``_reduce``) is folded in,
 so the only (N, C) work beyond cross-entropy's is the runner-up search of dual focal loss; the
 rest is a few per-item operations, whose fixed cost per call dominates small batches on CPU.
-First-order only (a second derivative raises). Checked with float64 ``gradcheck`` and against
-plain autograd references in the tests.
+The two CPU kernels differ only in how they get the per-item statistics (log p_y, log p_j:
+``_eager_statistics``, ``_fused_statistics``) and in their backward; the per-item algebra
+(``_item_algebra``) is shared, and ``_FocalFamily.forward`` chooses the kernel (the one call of
+:func:`~focalcal.losses._fused.fused_kernel_for`). Second derivatives are exact: when the backward itself is differentiated (``create_graph=True``,
+e.g. a gradient penalty) the gradient is recomputed from the saved logits by the batched
+definition :func:`focalcal.losses.reference.focal_family_items` under autograd, with γ detached
+as in forward. Checked with float64 ``gradcheck``/``gradgradcheck`` and against the per-row
+definitions of :mod:`focalcal.losses.reference` in the tests.
 
 On CPU, ``set_cpu_kernel("fused")`` (:mod:`focalcal.losses._fused`) hands the same computation
 to a C++ kernel (``_fused_cpu.cpp``): per-item statistics (log p_y, the runner-up p_j and its
@@ -37,12 +43,12 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from focalcal.losses._fused import fused_kernel_for
-from focalcal.losses._reduce import item_weights, total_weight
+from focalcal.losses._reduce import item_weights, reduce_items, total_weight
+from focalcal.losses.reference import focal_family_items
 
-__all__ = ["GammaFn", "GammaTable", "focal_family_loss", "runner_up_of"]
+__all__ = ["GammaFn", "GammaTable", "GammaTableFn", "focal_family_loss"]
 
 #: ``gamma_fn(p_y, p_j) -> (gamma, inverse)``: γ ≥ 0 (float or tensor shaped like ``p_y``) and
 #: whether the item uses the inverse-focal base ``1 + p_y`` (bool or bool tensor). Both inputs are
@@ -70,6 +76,11 @@ class GammaTable(NamedTuple):
     signed: bool = False
 
 
+#: ``gamma_table(dtype)``: ``gamma_fn`` as a :class:`GammaTable` for logits of ``dtype``, or None
+#: when it is not a step function. Called only when the fused CPU kernel runs.
+GammaTableFn = Callable[[torch.dtype], GammaTable | None]
+
+
 class _Consts:
     """Per-dtype constants of the kernel and its runner-up search (see :func:`_runner_up_value`)."""
 
@@ -95,17 +106,6 @@ def _consts(dtype: torch.dtype) -> _Consts:
     if consts is None:
         consts = _CONSTS[dtype] = _Consts(dtype)
     return consts
-
-
-def runner_up_of(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor]:
-    r""":math:`\log p_j = \max\{\log p_c : \log p_c < \log p_y\}` and its lowest index j (keepdim).
-
-    ``log_p`` is (N, C, ...) and ``log_p_y`` (N, 1, ...). Rows with no candidate (target smallest
-    or all tied) give a log-probability whose exp is 0 (:math:`p_j = 0`) and some valid index.
-    See :func:`_runner_up_value` for the exactness argument.
-    """
-    log_p_j, masked = _runner_up_value(log_p, log_p_y)
-    return log_p_j, _runner_up_index(masked, log_p_j)
 
 
 def _runner_up_value(log_p: Tensor, log_p_y: Tensor) -> tuple[Tensor, Tensor]:
@@ -174,175 +174,209 @@ def _runner_up_index(masked: Tensor, log_p_j: Tensor) -> Tensor:
 _IN_PLACE_NUMEL = 1 << 20
 
 
-class _FocalFamily(torch.autograd.Function):
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        logits: Tensor,
-        target: Tensor,
-        weight: Tensor | None,
-        ignore_index: int,
-        reduction: str,
-        gamma_fn: GammaFn,
-        runner_up: bool,
-        gamma_table: GammaTable | None,
-    ) -> Tensor:
-        fused = fused_kernel_for(logits)
-        ctx.fused = fused
-        ctx.reduction = reduction
-        if fused is not None:
-            # the kernel views logits as (N, C, S) and targets as (N, S); no (N, C) tensor is made
-            num_items, num_classes = logits.shape[:2]
-            flat_logits = logits.reshape(num_items, num_classes, -1).contiguous()
-            flat_target = target.reshape(num_items, -1).contiguous()
-            ctx.logits_shape = logits.shape
-            ctx.ignore_index = ignore_index
-            kernel_weight = logits.new_empty(0) if weight is None else weight.contiguous()
-            if gamma_table is not None:
-                return _fused_loss(
-                    ctx, fused, flat_logits, flat_target, kernel_weight, gamma_table, runner_up
-                )
-        consts = _consts(logits.dtype)
-        # ignored items gather class 0 and weigh 0, which zeroes their value and gradient
-        index, _, item_weight = item_weights(target.unsqueeze(1), weight, ignore_index)
-        log_p = log_p_j = scratch = index_j = p_j = None
-        if fused is not None:
-            log_p_y, log_p_j, index_j, shift, log_sum, _ = fused.stats(
-                flat_logits,
-                flat_target,
-                kernel_weight,
-                ignore_index,
-                runner_up,
-                runner_up and ctx.needs_input_grad[0],
-            )
-            log_p_y = log_p_y.view(index.shape)
-            log_p_j = log_p_j.view(index.shape) if runner_up else None
-        else:
-            log_p = torch.log_softmax(logits, dim=1)
-            log_p_y = log_p.gather(1, index)
-            if runner_up:
-                log_p_j, scratch = _runner_up_value(log_p, log_p_y)
-        p_y = log_p_y.exp()
-        base = torch.expm1(log_p_y).neg_()
-        if log_p_j is not None:
-            p_j = log_p_j.exp()
-            base.add_(p_j)
-        gamma, inverse = gamma_fn(p_y, p_j)
-        if inverse is True:
-            base = 1.0 + p_y
-        elif inverse is not False:
-            base = torch.where(inverse, 1.0 + p_y, base)
-        base = base.clamp_min_(consts.tiny)
-        # −w b^γ (0 for ignored items), the loss's coefficient of log p_y
-        neg_factor = base.pow(gamma).mul_(item_weight)
-        if reduction == "mean":
-            # the mean's 1/Σw folded in, so value and gradient share it (a batch of ignored
-            # items has mean 0, not NaN; w b^γ/Σw stays finite: b ≤ 2 and w ≤ Σw)
-            neg_factor.div_(total_weight(item_weight, logits.dtype).neg_())
-        else:
-            neg_factor.neg_()
-        if reduction == "none":
-            value = torch.mul(neg_factor, log_p_y).squeeze(1)
-        else:
-            value = torch.dot(neg_factor.view(-1), log_p_y.view(-1))
-        ctx.scratch = None
-        if ctx.needs_input_grad[0]:
-            # ℓ = −w b^γ log p_y with ∂b/∂log p_y = −p_y (focal, dual) or +p_y (inverse) and
-            # ∂b/∂log p_j = p_j:  ∂ℓ/∂log p_y = ±γ (p_y log p_y / b)·w b^γ − w b^γ,
-            # ∂ℓ/∂log p_j = −γ (p_j / b)·w b^γ log p_y. b is clamped > 0, p_y log p_y / b is
-            # bounded (b ≥ 1 − p_y ≈ −log p_y as p_y → 1) and p_j ≤ b, so both stay finite.
-            if inverse is True:
-                signed_gamma: Tensor | float = -gamma
-            elif inverse is False:
-                signed_gamma = gamma
-            else:
-                signed_gamma = torch.where(inverse, -gamma, gamma)
-            slope = torch.mul(p_y, log_p_y).div_(base)
-            if isinstance(signed_gamma, Tensor):
-                slope.mul_(signed_gamma)
-                signed_gamma = 1.0
-            d_y = torch.addcmul(neg_factor, slope, neg_factor, value=-signed_gamma)
-            d_j = None
-            if runner_up:
-                if fused is None:  # the index is only needed for the gradient
-                    index_j = _runner_up_index(scratch, log_p_j)
-                d_j = torch.div(p_j, base).mul_(neg_factor).mul_(log_p_y).mul_(gamma)
-                if isinstance(inverse, Tensor):
-                    d_j.masked_fill_(inverse, 0.0)
-            if fused is None:
-                ctx.save_for_backward(log_p, index, d_y, index_j, d_j)
-                # fresh (N, C) memory is costly on CPU (page faults): backward reuses this buffer
-                ctx.scratch = scratch
-            else:
-                ctx.save_for_backward(flat_logits, flat_target, shift, log_sum, d_y, index_j, d_j)
-        return value
+#: Gradients with at least this many elements are written in place on CPU (see ``_eager_backward``).
+_IN_PLACE_NUMEL = 1 << 20
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        if ctx.fused is not None:
-            return (_fused_backward(ctx, grad_out), None, None, None, None, None, None, None)
-        log_p, index, d_y, index_j, d_j = ctx.saved_tensors
-        if ctx.reduction == "none":
-            grad_out = grad_out.unsqueeze(1)
-        # G = g_y e_y + g_j e_j, then log_softmax's own backward gives G − p·ΣG (as CE does).
-        # The scratch buffer of forward serves once (a second backward, with retain_graph, must
-        # not overwrite the gradient the first one returned, which autograd may keep as .grad).
-        sparse, ctx.scratch = ctx.scratch, None
-        sparse = torch.zeros_like(log_p) if sparse is None else sparse.zero_()
-        sparse.scatter_(1, index, d_y * grad_out)
-        if d_j is not None:
-            sparse.scatter_add_(1, index_j, d_j * grad_out)
-        # Large CPU gradients are written in place (the kernel reads each element before writing
-        # it): a fresh allocation that size is mapped anew and page-faults on first touch (8×21×
-        # 128×128: 8% of the step). Smaller ones recycle heap memory, where the aliased ``out=``
-        # path is the slower one (4096×100: 7%). Elsewhere (caching allocators) out of place, so
-        # no aliasing assumption is made about kernels this project cannot test.
-        if sparse.device.type == "cpu" and sparse.numel() >= _IN_PLACE_NUMEL:
-            grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype, out=sparse)
-        else:
-            grad = torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype)
-        return grad, None, None, None, None, None, None, None
+
+class _Statistics(NamedTuple):
+    """What a kernel computes per item before the shared algebra, and what its backward keeps.
+
+    ``log_p_y``, ``log_p_j``: (N, 1, d1, ...), ``log_p_j`` None without a runner-up term.
+    ``index_j``: the runner-up's class, if the kernel found it already (the fused one does).
+    ``scratch``: an (N, C, ...) buffer the eager backward may reuse. ``saved``: the kernel's own
+    tensors for its backward.
+    """
+
+    log_p_y: Tensor
+    log_p_j: Tensor | None
+    index_j: Tensor | None
+    scratch: Tensor | None
+    saved: tuple[Tensor, ...]
+
+
+def _eager_statistics(logits: Tensor, index: Tensor, runner_up: bool) -> _Statistics:
+    """Statistics by torch operations: ``log_softmax``, a gather and the runner-up search."""
+    log_p = torch.log_softmax(logits, dim=1)
+    log_p_y = log_p.gather(1, index)
+    log_p_j = scratch = None
+    if runner_up:
+        log_p_j, scratch = _runner_up_value(log_p, log_p_y)
+    return _Statistics(log_p_y, log_p_j, None, scratch, (log_p, index))
+
+
+def _flat_inputs(logits: Tensor, target: Tensor, weight: Tensor | None) -> tuple[Tensor, ...]:
+    """The fused kernel's view of the inputs: logits (N, C, S), targets (N, S), weights (C,) or
+    empty; no (N, C) copy is made for contiguous logits."""
+    num_items, num_classes = logits.shape[:2]
+    flat_logits = logits.reshape(num_items, num_classes, -1).contiguous()
+    flat_target = target.reshape(num_items, -1).contiguous()
+    kernel_weight = logits.new_empty(0) if weight is None else weight.contiguous()
+    return flat_logits, flat_target, kernel_weight
+
+
+def _fused_statistics(
+    fused: Any,
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    ignore_index: int,
+    runner_up: bool,
+    need_grad: bool,
+) -> _Statistics:
+    """Statistics by the fused CPU kernel, in two read passes and without any (N, C) tensor."""
+    flat_logits, flat_target, kernel_weight = _flat_inputs(logits, target, weight)
+    log_p_y, log_p_j, index_j, shift, log_sum, _ = fused.stats(
+        flat_logits, flat_target, kernel_weight, ignore_index, runner_up, runner_up and need_grad
+    )
+    shape = (logits.shape[0], 1, *logits.shape[2:])
+    return _Statistics(
+        log_p_y.view(shape),
+        log_p_j.view(shape) if runner_up else None,
+        index_j if runner_up else None,
+        None,
+        (flat_logits, flat_target, shift, log_sum),
+    )
+
+
+def _item_algebra(
+    log_p_y: Tensor,
+    log_p_j: Tensor | None,
+    item_weight: Tensor,
+    gamma_fn: GammaFn,
+    reduction: str,
+    need_grad: bool,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    r"""The reduced value of :math:`-w b^\gamma \log p_y` and the per-item derivatives
+    ``(d_y, d_j)`` = :math:`(\partial\ell/\partial\log p_y, \partial\ell/\partial\log p_j)`
+    (None without ``need_grad``; ``d_j`` None without a runner-up), the reduction folded in."""
+    p_y = log_p_y.exp()
+    base = torch.expm1(log_p_y).neg_()
+    p_j = None
+    if log_p_j is not None:
+        p_j = log_p_j.exp()
+        base.add_(p_j)
+    gamma, inverse = gamma_fn(p_y, p_j)
+    if inverse is True:
+        base = 1.0 + p_y
+    elif inverse is not False:
+        base = torch.where(inverse, 1.0 + p_y, base)
+    base = base.clamp_min_(_consts(log_p_y.dtype).tiny)
+    # −w b^γ (0 for ignored items), the loss's coefficient of log p_y
+    neg_factor = base.pow(gamma).mul_(item_weight)
+    if reduction == "mean":
+        # the mean's 1/Σw folded in, so value and gradient share it (a batch of ignored
+        # items has mean 0, not NaN; w b^γ/Σw stays finite: b ≤ 2 and w ≤ Σw)
+        neg_factor.div_(total_weight(item_weight, log_p_y.dtype).neg_())
+    else:
+        neg_factor.neg_()
+    if reduction == "none":
+        value = torch.mul(neg_factor, log_p_y).squeeze(1)
+    else:
+        value = torch.dot(neg_factor.view(-1), log_p_y.view(-1))
+    if not need_grad:
+        return value, None, None
+    return (value, *_item_derivatives(log_p_y, p_y, p_j, base, gamma, inverse, neg_factor))
+
+
+def _item_derivatives(
+    log_p_y: Tensor,
+    p_y: Tensor,
+    p_j: Tensor | None,
+    base: Tensor,
+    gamma: Tensor | float,
+    inverse: Tensor | bool,
+    neg_factor: Tensor,
+) -> tuple[Tensor, Tensor | None]:
+    r"""``(d_y, d_j)`` of :math:`\ell = -w b^\gamma \log p_y`, from its forward quantities.
+
+    With :math:`\partial b/\partial\log p_y = -p_y` (focal, dual) or :math:`+p_y` (inverse) and
+    :math:`\partial b/\partial\log p_j = p_j`:
+    :math:`d_y = \pm\gamma\,(p_y\log p_y/b)\,w b^\gamma - w b^\gamma` and
+    :math:`d_j = -\gamma\,(p_j/b)\,w b^\gamma\log p_y`. b is clamped > 0,
+    :math:`p_y\log p_y/b` is bounded (:math:`b \ge 1 - p_y \approx -\log p_y` as
+    :math:`p_y \to 1`) and :math:`p_j \le b`, so both stay finite.
+    """
+    if inverse is True:
+        signed_gamma: Tensor | float = -gamma
+    elif inverse is False:
+        signed_gamma = gamma
+    else:
+        signed_gamma = torch.where(inverse, -gamma, gamma)
+    slope = torch.mul(p_y, log_p_y).div_(base)
+    if isinstance(signed_gamma, Tensor):
+        slope.mul_(signed_gamma)
+        signed_gamma = 1.0
+    d_y = torch.addcmul(neg_factor, slope, neg_factor, value=-signed_gamma)
+    if p_j is None:
+        return d_y, None
+    d_j = torch.div(p_j, base).mul_(neg_factor).mul_(log_p_y).mul_(gamma)
+    if isinstance(inverse, Tensor):
+        d_j.masked_fill_(inverse, 0.0)
+    return d_y, d_j
 
 
 def _fused_loss(
-    ctx: Any,
     fused: Any,
-    flat_logits: Tensor,
-    flat_target: Tensor,
-    weight: Tensor,
-    gamma_table: GammaTable,
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    table: GammaTable,
     runner_up: bool,
-) -> Tensor:
-    """The whole loss in the fused CPU kernel (γ from a table): value, then what backward needs."""
-    need_grad = ctx.needs_input_grad[0]
+    need_grad: bool,
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None, tuple[Tensor, ...]]:
+    """The whole loss in the fused CPU kernel (γ from a table): the value, ``d_y``, ``d_j``,
+    the runner-up's class and the kernel's backward state."""
+    flat_logits, flat_target, kernel_weight = _flat_inputs(logits, target, weight)
     value, d_y, d_j, index_j, shift, log_sum = fused.loss(
         flat_logits,
         flat_target,
-        weight,
-        ctx.ignore_index,
+        kernel_weight,
+        ignore_index,
         runner_up,
         need_grad,
-        [threshold for threshold, _ in gamma_table.steps],
-        [gamma for _, gamma in gamma_table.steps],
-        gamma_table.default,
-        gamma_table.margin,
-        gamma_table.inverse,
-        gamma_table.signed,
-        _REDUCTION_CODES[ctx.reduction],
+        [threshold for threshold, _ in table.steps],
+        [gamma for _, gamma in table.steps],
+        table.default,
+        table.margin,
+        table.inverse,
+        table.signed,
+        _REDUCTION_CODES[reduction],
     )
-    if need_grad:
-        if not runner_up:
-            d_j = index_j = None
-        ctx.save_for_backward(flat_logits, flat_target, shift, log_sum, d_y, index_j, d_j)
+    if not runner_up:
+        d_j = index_j = None
+    if reduction == "none":
+        value = value.view(logits.shape[:1] + logits.shape[2:])
+    return value, d_y, d_j, index_j, (flat_logits, flat_target, shift, log_sum)
+
+
+def _eager_backward(ctx: Any, grad_out: Tensor) -> Tensor:
+    """The logit gradient by ``log_softmax``'s own backward (as cross-entropy's)."""
+    _, _, _, d_y, d_j, index_j, log_p, index = ctx.saved_tensors
     if ctx.reduction == "none":
-        return value.view(ctx.logits_shape[:1] + ctx.logits_shape[2:])
-    return value
+        grad_out = grad_out.unsqueeze(1)
+    # G = g_y e_y + g_j e_j, then log_softmax's own backward gives G − p·ΣG (as CE does).
+    # The scratch buffer of forward serves once (a second backward, with retain_graph, must
+    # not overwrite the gradient the first one returned, which autograd may keep as .grad).
+    sparse, ctx.scratch = ctx.scratch, None
+    sparse = torch.zeros_like(log_p) if sparse is None else sparse.zero_()
+    sparse.scatter_(1, index, d_y * grad_out)
+    if d_j is not None:
+        sparse.scatter_add_(1, index_j, d_j * grad_out)
+    # Large CPU gradients are written in place (the kernel reads each element before writing
+    # it): a fresh allocation that size is mapped anew and page-faults on first touch. Smaller
+    # ones recycle heap memory, where the aliased ``out=`` path is the slower one. Elsewhere
+    # (caching allocators) out of place, so no aliasing assumption is made about kernels this
+    # project cannot test.
+    if sparse.device.type == "cpu" and sparse.numel() >= _IN_PLACE_NUMEL:
+        return torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype, out=sparse)
+    return torch._log_softmax_backward_data(sparse, log_p, 1, log_p.dtype)
 
 
 def _fused_backward(ctx: Any, grad_out: Tensor) -> Tensor:
-    """The logit gradient from the fused CPU kernel (see ``_fused_cpu.cpp``)."""
-    flat_logits, flat_target, shift, log_sum, d_y, index_j, d_j = ctx.saved_tensors
+    """The logit gradient from the fused CPU kernel, in one pass (see ``_fused_cpu.cpp``)."""
+    _, _, _, d_y, d_j, index_j, flat_logits, flat_target, shift, log_sum = ctx.saved_tensors
     if d_j is None:
         d_j = d_y.new_empty(0)
         index_j = flat_target.new_empty(0)
@@ -360,6 +394,76 @@ def _fused_backward(ctx: Any, grad_out: Tensor) -> Tensor:
     return grad.view(ctx.logits_shape)
 
 
+def _differentiable_backward(ctx: Any, grad_out: Tensor) -> Tensor:
+    """The logit gradient as a differentiable function of the logits (``create_graph=True``):
+    autograd through :func:`~focalcal.losses.reference.focal_family_items`, so that
+    derivatives of the gradient are exact."""
+    logits, target, weight = ctx.saved_tensors[:3]
+    index, _, item_weight = item_weights(
+        target.unsqueeze(1), weight, ctx.ignore_index, logits.dtype
+    )
+    with torch.enable_grad():
+        items = focal_family_items(logits, index, ctx.gamma_fn, runner_up=ctx.runner_up)
+        value = reduce_items((items * item_weight).squeeze(1), item_weight, ctx.reduction)
+        (grad,) = torch.autograd.grad(value, logits, grad_out, create_graph=True)
+    return grad
+
+
+class _FocalFamily(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        logits: Tensor,
+        target: Tensor,
+        weight: Tensor | None,
+        ignore_index: int,
+        reduction: str,
+        gamma_fn: GammaFn,
+        runner_up: bool,
+        gamma_table: GammaTableFn | None,
+    ) -> Tensor:
+        need_grad = ctx.needs_input_grad[0]
+        fused = fused_kernel_for(logits)  # the one place where the kernel is chosen
+        ctx.fused, ctx.logits_shape, ctx.scratch = fused, logits.shape, None
+        ctx.reduction, ctx.ignore_index = reduction, ignore_index
+        ctx.gamma_fn, ctx.runner_up = gamma_fn, runner_up
+        table = None if fused is None or gamma_table is None else gamma_table(logits.dtype)
+        if table is not None:
+            value, d_y, d_j, index_j, saved = _fused_loss(
+                fused, logits, target, weight, ignore_index, reduction, table, runner_up, need_grad
+            )
+        else:
+            # ignored items gather class 0 and weigh 0, which zeroes their value and gradient
+            index, _, item_weight = item_weights(target.unsqueeze(1), weight, ignore_index)
+            if fused is None:
+                stats = _eager_statistics(logits, index, runner_up)
+            else:
+                stats = _fused_statistics(
+                    fused, logits, target, weight, ignore_index, runner_up, need_grad
+                )
+            value, d_y, d_j = _item_algebra(
+                stats.log_p_y, stats.log_p_j, item_weight, gamma_fn, reduction, need_grad
+            )
+            index_j, saved = stats.index_j, stats.saved
+            if d_j is not None and index_j is None:  # the eager search: only for the gradient
+                index_j = _runner_up_index(stats.scratch, stats.log_p_j)
+            # fresh (N, C) memory is costly on CPU (page faults): backward reuses this buffer
+            ctx.scratch = stats.scratch if need_grad else None
+        if need_grad:
+            ctx.save_for_backward(logits, target, weight, d_y, d_j, index_j, *saved)
+        return value
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        if torch.is_grad_enabled():  # the backward is itself differentiated
+            grad = _differentiable_backward(ctx, grad_out)
+        elif ctx.fused is not None:
+            grad = _fused_backward(ctx, grad_out)
+        else:
+            grad = _eager_backward(ctx, grad_out)
+        return grad, None, None, None, None, None, None, None
+
+
 def focal_family_loss(
     logits: Tensor,
     target: Tensor,
@@ -369,7 +473,7 @@ def focal_family_loss(
     gamma_fn: GammaFn,
     *,
     runner_up: bool = False,
-    gamma_table: GammaTable | None = None,
+    gamma_table: GammaTableFn | None = None,
 ) -> Tensor:
     r"""Reduced focal-family loss :math:`-w_y b^{\gamma}\log p_y` (see the module docstring).
 
@@ -383,12 +487,15 @@ def focal_family_loss(
         runner_up: include :math:`p_j`, the largest probability strictly below :math:`p_y` (dual
             focal). Ties with :math:`p_y` are excluded; among tied candidates the gradient goes to
             the lowest class index, as ``topk`` does on CPU in the official code (the fused
-            CPU kernel: to the largest logit among them, then the lowest index).
-        gamma_table: ``gamma_fn`` as a step function, if it is one; the fused CPU kernel then
-            computes the whole loss itself (otherwise only the per-item statistics).
+            CPU kernel: to the largest logit among them, then the lowest index; second
+            derivatives: the lowest index).
+        gamma_table: builds ``gamma_fn`` as a step function for a dtype, if it is one; only
+            called when the fused CPU kernel runs, which then computes the whole loss itself
+            (otherwise only the per-item statistics).
 
     Returns:
-        A scalar, or (N, d1, ...) for ``"none"``; differentiable w.r.t. ``logits`` (first order).
+        A scalar, or (N, d1, ...) for ``"none"``; differentiable w.r.t. ``logits`` to any order
+        (γ and the choice of :math:`p_j` carry no gradient).
     """
     return _FocalFamily.apply(
         logits, target, weight, ignore_index, reduction, gamma_fn, runner_up, gamma_table

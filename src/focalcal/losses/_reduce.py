@@ -6,15 +6,23 @@ Written once here; each loss only states its per-item formula.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from focalcal._validation import check_choice, check_finite, check_logits, check_targets
+from focalcal._validation import (
+    check_bool,
+    check_choice,
+    check_finite,
+    check_logits,
+    check_targets,
+)
 
 __all__ = [
     "REDUCTIONS",
@@ -32,7 +40,7 @@ __all__ = [
 REDUCTIONS = ("mean", "sum", "none")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
-F = TypeVar("F", bound=Callable[..., Any])
+LossFn = TypeVar("LossFn", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -89,8 +97,9 @@ def check_inputs(
     The logits come back in float32 for fp16/bf16 input, the target as int64 (``ignore_index``
     kept), the class weights in the logits' dtype and device. Shape/dtype checks always run (no
     device sync); value checks (finite logits, labels in range, non-negative weights) run only
-    with ``validate=True``.
+    with ``validate=True``. This is the one place where a loss's targets are checked.
     """
+    validate = check_bool(validate, "validate")
     logits = check_logits(logits, "logits", validate=validate)
     check_choice(reduction, "reduction", REDUCTIONS)
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
@@ -177,14 +186,19 @@ def reduce_items(
     return weighted.sum() / (total_weight(item_weight) if total is None else total)
 
 
-def compute_in_fp32(fn: F) -> F:
-    """Run a loss with autocast disabled, so every op runs in the dtype ``prepare`` chose."""
+def compute_in_fp32(fn: LossFn) -> LossFn:
+    """Run a loss with autocast disabled, so every op runs in the dtype ``prepare`` chose.
+
+    The logits are found by the parameter name ``logits`` (positional or keyword), so the guard
+    works on functions and methods alike.
+    """
+    position = list(inspect.signature(fn).parameters).index("logits")
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tensor = args[0] if args else kwargs.get("logits")
-        if isinstance(tensor, Tensor) and torch.is_autocast_enabled(tensor.device.type):
-            with torch.autocast(device_type=tensor.device.type, enabled=False):
+        logits = args[position] if len(args) > position else kwargs.get("logits")
+        if isinstance(logits, Tensor) and torch.is_autocast_enabled(logits.device.type):
+            with torch.autocast(device_type=logits.device.type, enabled=False):
                 return fn(*args, **kwargs)
         return fn(*args, **kwargs)
 
@@ -219,7 +233,7 @@ class WeightedLoss(nn.Module):
         self.register_buffer("weight", weight)
         self.ignore_index = ignore_index
         self.reduction = reduction
-        self.validate = validate
+        self.validate = check_bool(validate, "validate")
 
     def _common(self) -> dict[str, Any]:
         return {

@@ -23,8 +23,8 @@ from focalcal._validation import (
     check_real,
     check_targets,
 )
-from focalcal.losses._fused import fused_kernel_for
 from focalcal.losses._kernel import GammaTable, focal_family_loss
+from focalcal._validation import check_bool
 from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32
 from focalcal.metrics.binning import (
     assign_bins,
@@ -34,7 +34,7 @@ from focalcal.metrics.binning import (
     equal_width_edges,
 )
 
-__all__ = ["AdaDualFocalLoss", "AdaFocalLoss", "adafocal_gamma_update", "calibration_gaps"]
+__all__ = ["AdaDualFocalLoss", "AdaFocalLoss", "adafocal_gamma_update"]
 
 VARIANTS = ("official", "dfl_repo")
 
@@ -68,7 +68,7 @@ def adafocal_gamma_update(
         >>> adafocal_gamma_update(torch.tensor([1.0, 1.0]), torch.tensor([0.05, -2.0]))
         tensor([ 1.0513, -0.2000])
     """
-    if not signed:
+    if not check_bool(signed, "signed"):
         return (gamma * torch.exp(lam * gap)).clamp(max=gamma_max)
     new = torch.where(gamma > 0, gamma * torch.exp(lam * gap), gamma * torch.exp(-lam * gap))
     switched = torch.where(new > 0, -switch_threshold, switch_threshold).to(new.dtype)
@@ -76,7 +76,7 @@ def adafocal_gamma_update(
     return new.clamp(gamma_min, gamma_max)
 
 
-def calibration_gaps(confidence: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, Tensor]:
+def _calibration_gaps(confidence: Tensor, correct: Tensor, n_bins: int) -> tuple[Tensor, Tensor]:
     r"""Equal-mass bin edges of ``confidence`` and each bin's gap :math:`E_b = \bar r_b - a_b`.
 
     Uses the one binning primitive (:func:`~focalcal.metrics.binning.equal_mass_edges`,
@@ -254,9 +254,7 @@ class AdaFocalLoss(WeightedLoss):
             self.reduction,
             self._gamma,
             runner_up=self._runner_up,
-            gamma_table=None
-            if fused_kernel_for(logits) is None
-            else self.gamma_table(logits.dtype),
+            gamma_table=self.gamma_table,
         )
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
@@ -283,13 +281,13 @@ class AdaFocalLoss(WeightedLoss):
                 f"shape {tuple(probs.shape)}"
             )
         probs = probs.to(torch.float64)
-        if from_logits:
+        if check_bool(from_logits, "from_logits"):
             probs = torch.softmax(probs, dim=1)
         else:
             check_probabilities(probs, "val_probs")
         labels = check_targets(labels, probs.shape, probs.shape[1], "val_labels").to(probs.device)
         confidence, prediction = probs.max(dim=1)
-        edges, gaps = calibration_gaps(
+        edges, gaps = _calibration_gaps(
             confidence, (prediction == labels).to(probs.dtype), self.n_bins
         )
         new_gammas = adafocal_gamma_update(

@@ -11,8 +11,7 @@ from torch import Tensor
 
 from focalcal.losses._kernel import focal_family_loss
 from focalcal.losses._reduce import check_inputs, compute_in_fp32
-from focalcal.losses.focal import GammaLoss, gamma_of, gamma_table_of
-from focalcal.losses.gamma import GammaPolicy, get_gamma_policy
+from focalcal.losses.gamma import GammaLoss, GammaPolicy, gamma_functions, get_gamma_policy
 
 __all__ = ["DualFocalLoss", "dual_focal_loss"]
 
@@ -70,15 +69,16 @@ def dual_focal_loss(
     """
     policy = get_gamma_policy(gamma)
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
+    gamma_fn, gamma_table = gamma_functions(policy, margin=True)
     return focal_family_loss(
         logits,
         target,
         weight,
         ignore_index,
         reduction,
-        lambda p_y, p_j: (gamma_of(policy, p_y - p_j), False),
+        gamma_fn,
         runner_up=True,
-        gamma_table=gamma_table_of(policy, margin=True),
+        gamma_table=gamma_table,
     )
 
 

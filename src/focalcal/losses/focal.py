@@ -9,34 +9,16 @@ References:
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor
 
-from focalcal.losses._kernel import GammaTable, focal_family_loss
-from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32
-from focalcal.losses.gamma import GammaPolicy, get_gamma_policy
+from focalcal.losses._kernel import focal_family_loss
+from focalcal.losses._reduce import check_inputs, compute_in_fp32
+from focalcal.losses.gamma import GammaLoss, GammaPolicy, gamma_functions, get_gamma_policy
 
-__all__ = [
-    "FocalLoss",
-    "GammaLoss",
-    "InverseFocalLoss",
-    "focal_loss",
-    "gamma_of",
-    "inverse_focal_loss",
-]
-
-
-def gamma_of(policy: GammaPolicy, reference: Tensor) -> Tensor | float:
-    """γ per item from the detached reference probability (a float for constant policies)."""
-    return policy(reference) if policy.constant else policy(reference.detach())
-
-
-def gamma_table_of(
-    policy: GammaPolicy, *, margin: bool = False, inverse: bool = False
-) -> GammaTable | None:
-    """The policy as a :class:`GammaTable` for the fused CPU kernel, or None if it is not a
-    step function (then the kernel calls it from Python)."""
-    steps = policy.steps()
-    return None if steps is None else GammaTable(*steps, margin=margin, inverse=inverse)
+__all__ = ["FocalLoss", "InverseFocalLoss", "focal_loss", "inverse_focal_loss"]
 
 
 @compute_in_fp32
@@ -89,14 +71,9 @@ def focal_loss(
     """
     policy = get_gamma_policy(gamma)
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
+    gamma_fn, gamma_table = gamma_functions(policy)
     return focal_family_loss(
-        logits,
-        target,
-        weight,
-        ignore_index,
-        reduction,
-        lambda p_y, p_j: (gamma_of(policy, p_y), False),
-        gamma_table=gamma_table_of(policy),
+        logits, target, weight, ignore_index, reduction, gamma_fn, gamma_table=gamma_table
     )
 
 
@@ -119,6 +96,10 @@ def inverse_focal_loss(
     official AdaFocal. Arguments and shapes as :func:`focal_loss`; γ ≥ 0. Neither paper's code
     states the γ of its inverse-focal baseline; the default 2 is a common choice.
 
+    :math:`(1 + p)^{\gamma}` reaches :math:`2^{\gamma}`, which overflows float32 (the compute
+    dtype of fp16/bf16/fp32 logits) for γ ≥ 128 and float64 for γ ≥ 1024: a larger γ is a
+    ValueError rather than an infinite loss.
+
     Reference:
         Wang et al., NeurIPS 2021.
 
@@ -129,45 +110,24 @@ def inverse_focal_loss(
     """
     policy = get_gamma_policy(gamma)
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
+    _check_inverse_gamma(policy, logits.dtype)
+    gamma_fn, gamma_table = gamma_functions(policy, inverse=True)
     return focal_family_loss(
-        logits,
-        target,
-        weight,
-        ignore_index,
-        reduction,
-        lambda p_y, p_j: (gamma_of(policy, p_y), True),
-        gamma_table=gamma_table_of(policy, inverse=True),
+        logits, target, weight, ignore_index, reduction, gamma_fn, gamma_table=gamma_table
     )
 
 
-class GammaLoss(WeightedLoss):
-    """Base of the γ-based loss modules: holds the γ policy and forwards ``set_epoch``.
-
-    ``gamma=None`` means the subclass's ``default_gamma``.
-    """
-
-    default_gamma: float = 3.0
-
-    def __init__(
-        self,
-        gamma: float | str | GammaPolicy | None = None,
-        *,
-        weight: Tensor | None = None,
-        ignore_index: int = -100,
-        reduction: str = "mean",
-        validate: bool = True,
-    ) -> None:
-        super().__init__(
-            weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
+def _check_inverse_gamma(policy: GammaPolicy, dtype: torch.dtype) -> None:
+    r"""γ below the exponent at which :math:`2^{\gamma}`, the largest :math:`(1 + p)^{\gamma}`,
+    overflows ``dtype``."""
+    limit = math.log2(torch.finfo(dtype).max)
+    if policy.max_gamma >= limit:
+        remedy = " (or pass float64 logits, which allow gamma < 1024)" if limit < 1024 else ""
+        raise ValueError(
+            f"gamma: expected gamma < {limit:.0f} for inverse focal loss with {dtype} logits, "
+            f"where (1 + p)^gamma overflows beyond that, got {policy!r}; use a smaller "
+            f"gamma{remedy}"
         )
-        self.gamma = get_gamma_policy(self.default_gamma if gamma is None else gamma)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Advance an epoch-scheduled γ (FLSc-531); a no-op for other policies."""
-        self.gamma.set_epoch(epoch)
-
-    def extra_repr(self) -> str:
-        return f"gamma={self.gamma!r}, {super().extra_repr()}"
 
 
 class FocalLoss(GammaLoss):

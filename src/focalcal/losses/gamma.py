@@ -12,7 +12,9 @@ through γ, as in the official code (where γ came from ``.item()``).
 - :class:`ScheduledGamma` — γ by epoch (FLSc-531: 5, then 3 from epoch 100, then 1 from 250),
   advanced by ``set_epoch``.
 
-:func:`get_gamma_policy` turns a number, a name or a policy into a policy.
+:func:`get_gamma_policy` turns a number, a name (:data:`GAMMA_POLICIES`) or a policy into a
+policy; :func:`gamma_functions` turns a policy into what the focal-family kernel evaluates, and
+:class:`GammaLoss` is the base of the γ-based loss modules.
 """
 
 from __future__ import annotations
@@ -27,15 +29,18 @@ from torch import Tensor
 
 from focalcal._registry import Registry
 from focalcal._validation import check_positive, check_real
+from focalcal.losses._kernel import GammaFn, GammaTable, GammaTableFn
+from focalcal.losses._reduce import WeightedLoss
 
 __all__ = [
+    "GAMMA_POLICIES",
     "FixedGamma",
+    "GammaLoss",
     "GammaPolicy",
     "LambertWGamma",
     "ScheduledGamma",
     "ThresholdGamma",
     "focal_gamma_root",
-    "gamma_policies",
     "get_gamma_policy",
     "lambertw_m1",
 ]
@@ -70,6 +75,12 @@ class GammaPolicy:
         """The smallest γ the policy can return (used to validate γ ≥ 0 where required)."""
         raise NotImplementedError
 
+    @property
+    def max_gamma(self) -> float:
+        """The largest γ the policy can return (inf if unbounded; used where a large γ
+        overflows, as in inverse focal loss)."""
+        return math.inf
+
 
 class FixedGamma(GammaPolicy):
     """The same γ for every sample.
@@ -92,6 +103,10 @@ class FixedGamma(GammaPolicy):
 
     @property
     def min_gamma(self) -> float:
+        return self.gamma
+
+    @property
+    def max_gamma(self) -> float:
         return self.gamma
 
     def __repr__(self) -> str:
@@ -156,6 +171,10 @@ class ThresholdGamma(GammaPolicy):
     @property
     def min_gamma(self) -> float:
         return min(*self.gammas, self.default)
+
+    @property
+    def max_gamma(self) -> float:
+        return max(*self.gammas, self.default)
 
     def __repr__(self) -> str:
         return f"ThresholdGamma(thresholds={self.thresholds}, gammas={self.gammas}, default={self.default:g})"
@@ -250,6 +269,10 @@ class LambertWGamma(GammaPolicy):
     def min_gamma(self) -> float:
         return self.gamma_min
 
+    @property
+    def max_gamma(self) -> float:
+        return self.gamma_max
+
     def __repr__(self) -> str:
         return f"LambertWGamma(gamma_min={self.gamma_min:g}, gamma_max={self.gamma_max:g})"
 
@@ -299,21 +322,26 @@ class ScheduledGamma(GammaPolicy):
     def min_gamma(self) -> float:
         return min(self.milestones.values())
 
+    @property
+    def max_gamma(self) -> float:
+        return max(self.milestones.values())
+
     def __repr__(self) -> str:
         return f"ScheduledGamma({self.milestones}, epoch={self.epoch})"
 
 
-gamma_policies: Registry[GammaPolicy] = Registry("gamma policy")
-gamma_policies.register("flsd53", "flsd_53")(
+#: The named γ policies :func:`get_gamma_policy` accepts.
+GAMMA_POLICIES: Registry[GammaPolicy] = Registry("gamma policy")
+GAMMA_POLICIES.register("flsd53", "flsd_53")(
     lambda: ThresholdGamma((0.2, 0.5), (5.0, 3.0), default=3.0)
 )
-gamma_policies.register("flsd52", "flsd_52")(
+GAMMA_POLICIES.register("flsd52", "flsd_52")(
     lambda: ThresholdGamma((0.2, 0.5), (5.0, 3.0), default=2.0)
 )
-gamma_policies.register("flsd53_sst")(lambda: ThresholdGamma((0.19, 0.5), (5.0, 3.0), default=3.0))
-gamma_policies.register("flsc531", "flsc_531")(lambda: ScheduledGamma({0: 5.0, 100: 3.0, 250: 1.0}))
-gamma_policies.register("flsc532", "flsc_532")(lambda: ScheduledGamma({0: 5.0, 100: 3.0, 250: 2.0}))
-gamma_policies.register("lambertw", "lambert_w")(LambertWGamma)
+GAMMA_POLICIES.register("flsd53_sst")(lambda: ThresholdGamma((0.19, 0.5), (5.0, 3.0), default=3.0))
+GAMMA_POLICIES.register("flsc531", "flsc_531")(lambda: ScheduledGamma({0: 5.0, 100: 3.0, 250: 1.0}))
+GAMMA_POLICIES.register("flsc532", "flsc_532")(lambda: ScheduledGamma({0: 5.0, 100: 3.0, 250: 2.0}))
+GAMMA_POLICIES.register("lambertw", "lambert_w")(LambertWGamma)
 
 
 def get_gamma_policy(gamma: Any, *, allow_negative: bool = False) -> GammaPolicy:
@@ -329,14 +357,65 @@ def get_gamma_policy(gamma: Any, *, allow_negative: bool = False) -> GammaPolicy
     if isinstance(gamma, GammaPolicy):
         policy = gamma
     elif isinstance(gamma, str):
-        policy = gamma_policies.get(gamma)
+        policy = GAMMA_POLICIES.get(gamma)
     elif isinstance(gamma, (int, float)) and not isinstance(gamma, bool):
         policy = FixedGamma(float(gamma))
     else:
         raise TypeError(
             "gamma: expected a number, a policy name "
-            f"({', '.join(gamma_policies.names())}) or a GammaPolicy, got {gamma!r}"
+            f"({', '.join(GAMMA_POLICIES.names())}) or a GammaPolicy, got {gamma!r}"
         )
     if not allow_negative and policy.min_gamma < 0:
         raise ValueError(f"gamma: expected gamma >= 0 for this loss, got {policy!r}")
     return policy
+
+
+def gamma_functions(
+    policy: GammaPolicy, *, margin: bool = False, inverse: bool = False
+) -> tuple[GammaFn, GammaTableFn]:
+    """``(gamma_fn, gamma_table)`` of a focal-family loss whose γ comes from ``policy``.
+
+    γ is the policy's value at the detached :math:`p_y`, or at the margin :math:`p_y - p_j` with
+    ``margin`` (dual focal loss); ``inverse`` makes every item inverse focal. ``gamma_table``
+    gives the policy as a step function for the fused CPU kernel, or None if it is not one.
+    """
+
+    def gamma_fn(p_y: Tensor, p_j: Tensor | None) -> tuple[Tensor | float, bool]:
+        reference = p_y - p_j if margin and p_j is not None else p_y
+        return policy(reference if policy.constant else reference.detach()), inverse
+
+    def gamma_table(dtype: torch.dtype) -> GammaTable | None:
+        steps = policy.steps()
+        return None if steps is None else GammaTable(*steps, margin=margin, inverse=inverse)
+
+    return gamma_fn, gamma_table
+
+
+class GammaLoss(WeightedLoss):
+    """Base of the γ-based loss modules: holds the γ policy and forwards ``set_epoch``.
+
+    ``gamma=None`` means the subclass's ``default_gamma``.
+    """
+
+    default_gamma: float = 3.0
+
+    def __init__(
+        self,
+        gamma: float | str | GammaPolicy | None = None,
+        *,
+        weight: Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        validate: bool = True,
+    ) -> None:
+        super().__init__(
+            weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
+        )
+        self.gamma = get_gamma_policy(self.default_gamma if gamma is None else gamma)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Advance an epoch-scheduled γ (FLSc-531); a no-op for other policies."""
+        self.gamma.set_epoch(epoch)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma!r}, {super().extra_repr()}"

@@ -12,8 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from focalcal._validation import check_choice, check_positive
-from focalcal.losses._reduce import WeightedLoss, compute_in_fp32, prepare, reduce_items
+from focalcal._validation import check_bool, check_choice, check_positive
+from focalcal.losses._reduce import (
+    WeightedLoss,
+    compute_in_fp32,
+    prepare,
+    reduce_items,
+)
 
 __all__ = ["MMCELoss", "laplacian_kernel_matvec", "mmce_loss", "mmce_penalty"]
 
@@ -166,6 +171,7 @@ def mmce_loss(
     if kernel_width < _MIN_WIDTH:
         raise ValueError(f"kernel_width: expected a width >= {_MIN_WIDTH}, got {kernel_width}")
     check_choice(convention, "convention", CONVENTIONS)
+    weighted = check_bool(weighted, "weighted")
     x = prepare(logits, target, weight, ignore_index, reduction, validate)
     log_p = torch.log_softmax(x.logits, dim=1)
     ce = F.nll_loss(log_p, x.target, weight=x.weight, reduction="none") * x.valid
@@ -207,7 +213,7 @@ class MMCELoss(WeightedLoss):
             weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
         )
         self.lam = check_positive(lam, "lam", allow_zero=True)
-        self.weighted = bool(weighted)
+        self.weighted = check_bool(weighted, "weighted")
         self.kernel_width = check_positive(kernel_width, "kernel_width")
         self.convention = check_choice(convention, "convention", CONVENTIONS)
 

@@ -90,7 +90,7 @@ def default_gamma(loss: str, dataset: str, model: str) -> float | None:
         True
     """
     from ..data import DATASETS
-    from ..losses import losses as loss_registry
+    from ..losses import LOSSES as loss_registry
     from ..models import MODELS
 
     if loss not in loss_registry or loss_registry.canonical(loss) != "dual_focal":

@@ -124,7 +124,7 @@ def _check_table(where: str, table: Any, keys: dict[str, str], required: tuple =
 
 def _registered(where: str, key: str, name: str, kind: str) -> str:
     from ..data import DATASETS
-    from ..losses import losses as loss_registry
+    from ..losses import LOSSES as loss_registry
     from ..models import MODELS
     from .config import PRESETS
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 

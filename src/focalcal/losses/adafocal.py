@@ -16,6 +16,7 @@ from torch import Tensor
 
 from focalcal._validation import (
     as_tensor,
+    check_bool,
     check_choice,
     check_n_bins,
     check_positive,
@@ -24,7 +25,6 @@ from focalcal._validation import (
     check_targets,
 )
 from focalcal.losses._kernel import GammaTable, focal_family_loss
-from focalcal._validation import check_bool
 from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32
 from focalcal.metrics.binning import (
     assign_bins,

@@ -16,20 +16,33 @@ Example:
     6.1
 """
 
-from .compare import compare_runs
-from .config import TrainConfig, load_config, make_config, save_config
-from .demo import run_demo
-from .evaluate import evaluate_run
-from .run import load_model, train
+from __future__ import annotations
 
-__all__ = [
-    "TrainConfig",
-    "compare_runs",
-    "evaluate_run",
-    "load_config",
-    "load_model",
-    "make_config",
-    "run_demo",
-    "save_config",
-    "train",
-]
+import importlib
+from typing import Any
+
+# Submodules are imported on first use (PEP 562), so that `focalcal --help` can read the config
+# declarations in `focalcal.training.config` without importing torch and Lightning.
+_HOMES = {
+    "TrainConfig": "config",
+    "compare_runs": "compare",
+    "evaluate_run": "evaluate",
+    "load_config": "config",
+    "load_model": "run",
+    "make_config": "config",
+    "run_demo": "demo",
+    "save_config": "config",
+    "train": "run",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_text
 from .._registry import Registry
 
 __all__ = [
@@ -96,7 +95,8 @@ def _option(
 
     ``metadata`` holds ``help`` and ``group`` (``"what"``, ``"recipe"``, ``"hardware"``) and,
     where needed, ``choices``, ``metavar``, ``flag`` (the option name when it is not the field
-    name), ``hidden`` and ``runtime`` (may differ between a run and its resumed continuation).
+    name), ``off`` (the help of a ``--no-…`` option that sets the field to ``None``), ``hidden``
+    and ``runtime`` (may differ between a run and its resumed continuation).
     The ``focalcal train`` options are generated from these declarations.
     """
     metadata = {"help": help, "group": group, "runtime": False, **flag}
@@ -214,7 +214,9 @@ class TrainConfig:
     loss_reduction: str = field(
         **_option("sum", help="sum over the batch (papers) or mean", choices=("sum", "mean"))
     )
-    grad_clip: float | None = field(**_option(2.0, help="gradient-norm clip (papers: 2)"))
+    grad_clip: float | None = field(
+        **_option(2.0, help="gradient-norm clip (papers: 2)", off="disable gradient clipping")
+    )
     seed: int = field(**_option(1, help="seed of init, shuffling and augmentation (1)"))
     num_workers: int = field(**_option(0, help="data-loader workers", hidden=True, runtime=True))
     accelerator: str = field(
@@ -424,6 +426,8 @@ def config_from_values(values: dict[str, Any]) -> TrainConfig:
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
     """Write ``config`` as indented JSON, atomically."""
+    from .._io import atomic_write_text  # not at the top: `focalcal --help` needs none of it
+
     atomic_write_text(path, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
 
 

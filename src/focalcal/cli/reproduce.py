@@ -51,6 +51,21 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add the ``reproduce`` and ``tune-gamma`` subcommands."""
+    _register_reproduce(subparsers)
+    p = subparsers.add_parser(
+        "tune-gamma",
+        help="choose the Dual Focal Loss γ of a suite on the validation split",
+        description="One short run per γ of the grid (seed 1); the γ with the lowest "
+        "validation ECE (15 bins, before temperature scaling) wins, as in the DFL paper. "
+        "Writes OUT/tune-gamma/DATASET/LOSS.json; finished candidate runs are reused.",
+    )
+    _add_suite_options(p)
+    p.add_argument("--grid", type=float, nargs="+", metavar="G", help="γ candidates")
+    p.add_argument("--tune-epochs", type=int, help="epochs of each candidate run")
+    p.set_defaults(handler=_tune_gamma)
+
+
+def _register_reproduce(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "reproduce",
         help="run a declared suite (losses × datasets × seeds) and publish the results tables",
@@ -101,18 +116,6 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--tune-epochs", type=int, help="epochs of each γ candidate run")
     p.set_defaults(handler=_reproduce)
-
-    p = subparsers.add_parser(
-        "tune-gamma",
-        help="choose the Dual Focal Loss γ of a suite on the validation split",
-        description="One short run per γ of the grid (seed 1); the γ with the lowest "
-        "validation ECE (15 bins, before temperature scaling) wins, as in the DFL paper. "
-        "Writes OUT/tune-gamma/DATASET/LOSS.json; finished candidate runs are reused.",
-    )
-    _add_suite_options(p)
-    p.add_argument("--grid", type=float, nargs="+", metavar="G", help="γ candidates")
-    p.add_argument("--tune-epochs", type=int, help="epochs of each candidate run")
-    p.set_defaults(handler=_tune_gamma)
 
 
 def _out(args: argparse.Namespace) -> Path:

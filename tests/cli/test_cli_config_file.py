@@ -6,25 +6,17 @@ import json
 
 import numpy as np
 
-
-def _one_line_error(done, command: str = "train") -> str:
-    """The error of a failed command: exactly one line, argparse style, no traceback."""
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert len(lines) == 1 and lines[0].startswith(f"focalcal {command}: error: "), lines
-    return lines[0]
+from focalcal.cli import main
 
 
 def test_a_finished_runs_config_reproduces_it(tmp_path, tiny_features, train_args, run_cli):
     first = tmp_path / "A"
-    done = run_cli(
-        train_args(tiny_features["ind"], first, "flsd53", "--no-grad-clip", "--no-evaluate")
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    args = train_args(tiny_features["ind"], first, "flsd53", "--no-grad-clip", "--no-evaluate")
+    assert main(args) == 0
     config = json.loads((first / "config.json").read_text())
     assert config["grad_clip"] is None and config["loss"] == "flsd53"  # the flags were kept
 
-    again = tmp_path / "B"
+    again = tmp_path / "B"  # in a fresh process: nothing carried over but the file
     args = ["train", "--config", str(first / "config.json"), "--out", str(again), "--no-progress"]
     done = run_cli([*args, "--no-evaluate"])
     assert done.returncode == 0, done.stderr[-3000:]
@@ -36,7 +28,7 @@ def test_a_finished_runs_config_reproduces_it(tmp_path, tiny_features, train_arg
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def test_toml_file_with_flags_overriding_it(tmp_path, tiny_features, run_cli):
+def test_toml_file_with_flags_overriding_it(tmp_path, tiny_features):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(
         f'dataset = "npz"\nmodel = "mlp"\nloss = "dual_focal"\npreset = "cpu"\n'
@@ -44,36 +36,30 @@ def test_toml_file_with_flags_overriding_it(tmp_path, tiny_features, run_cli):
         "batch_size = 64\nmodel_options = {hidden = 16}\ndeterministic = true\n"
     )
     out = tmp_path / "run"
-    done = run_cli(["train", "--config", str(recipe), "--epochs", "1", "--lr", "0.05",
-                    "--out", str(out), "--no-evaluate", "--no-progress"])  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    args = ["train", "--config", str(recipe), "--epochs", "1", "--lr", "0.05", "--out", str(out)]
+    assert main([*args, "--no-evaluate", "--no-progress"]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert (saved["epochs"], saved["lr"]) == (1, 0.05)  # the flags win over the file
     assert (saved["gamma"], saved["milestones"], saved["model_options"]) == (
-        2.5,
-        [1],
-        {"hidden": 16},
-    )
+        2.5, [1], {"hidden": 16},
+    )  # fmt: skip
     assert (saved["preset"], saved["accelerator"], saved["deterministic"]) == ("cpu", "cpu", True)
 
 
-def test_bad_config_files_are_one_line_errors(tmp_path, run_cli):
+def test_bad_config_files_are_one_line_errors(error_line, tmp_path, capsys):
     unknown = tmp_path / "typo.json"
     unknown.write_text(json.dumps({"dataset": "npz", "model": "mlp", "learning_rate": 0.1}))
-    done = run_cli(
-        ["train", "--config", str(unknown), "--loss", "ce", "--out", str(tmp_path / "r")]
-    )
-    assert done.returncode == 2
-    line = _one_line_error(done)
+    out = ["--out", str(tmp_path / "r")]
+    assert main(["train", "--config", str(unknown), "--loss", "ce", *out]) == 2
+    line = error_line(capsys.readouterr().err)
     assert "unknown key 'learning_rate'" in line and str(unknown) in line and "lr" in line
 
     broken = tmp_path / "broken.toml"
     broken.write_text('dataset = "npz\n')
-    done = run_cli(["train", "--config", str(broken), "--out", str(tmp_path / "r")])
-    assert done.returncode == 2
-    assert "is not valid TOML" in _one_line_error(done) and str(broken) in done.stderr
+    assert main(["train", "--config", str(broken), *out]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "is not valid TOML" in line and str(broken) in line
 
-    done = run_cli(["train", "--config", str(tmp_path / "absent.json")])
-    assert done.returncode == 2
-    assert "no file at" in _one_line_error(done)
+    assert main(["train", "--config", str(tmp_path / "absent.json")]) == 2
+    assert "no file at" in error_line(capsys.readouterr().err)
     assert not (tmp_path / "r").exists()

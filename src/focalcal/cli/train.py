@@ -108,9 +108,6 @@ def _fit(config: Any, out: Path, args: argparse.Namespace) -> Path | None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..training import evaluate_run
-    from ._library import library
-
     values = _requested(args)
     if args.resume:
         if not args.out:
@@ -124,6 +121,9 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     print(f"run finished: {run_dir}")
     if not args.no_evaluate:
+        from ..training import evaluate_run
+        from ._library import library
+
         result = evaluate_run(
             run_dir,
             ts_criterion=args.ts_criterion,

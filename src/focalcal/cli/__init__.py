@@ -15,10 +15,11 @@ Example:
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from . import reproduce, runs, train
-from ._errors import report
+from ._errors import CTRL_C, report
 
 __all__ = ["build_parser", "main"]
 
@@ -65,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(argv) if argv is not None else None
     try:
         return args.handler(args)
+    except KeyboardInterrupt:  # Ctrl-C outside training (training reports its own stop)
+        print(f"focalcal {args.command}: error: interrupted (Ctrl-C)", file=sys.stderr)
+        return CTRL_C
     except Exception as err:
         status = report(args.command, err)
         if status is None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 USAGE_ERROR = 2
 RUNTIME_FAULT = 1
+CTRL_C = 128 + int(signal.SIGINT)
 
 _USAGE_ERRORS = (
     ValueError,

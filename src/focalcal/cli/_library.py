@@ -54,9 +54,10 @@ def describe_plan(suite: str, out_dir: Path, **options: Any) -> list[str]:
     here from the suite's plan.
     """
     try:
-        return library("describe_plan")(suite, out_dir, **options)
+        describe = library("describe_plan")
     except AttributeError:
         return _plan_lines(suite, out_dir, **options)
+    return describe(suite, out_dir, **options)
 
 
 def _plan_lines(

@@ -59,7 +59,7 @@ def _new_config(values: dict[str, Any]) -> Any:
     missing = [flag_of(name) for name in _REQUIRED if name not in values]
     if missing:
         raise ValueError(
-            f"train: missing {', '.join(missing)} (give them as flags or in --config FILE; see "
+            f"missing {', '.join(missing)} (give them as flags or in --config FILE; see "
             "focalcal train --help)"
         )
     return config_from_values(values)

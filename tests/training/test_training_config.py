@@ -1,4 +1,5 @@
-"""Config, presets and the DFL γ table against the papers' protocol (REFERENCE §5)."""
+"""Config, presets and the DFL γ table against the papers' protocol (Mukhoti et al. 2020 §5,
+Tao et al. 2023 §5); the config declaration that the `focalcal train` options come from."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from focalcal.training.config import (
     save_config,
 )
 
-# The published tables (DFL-ICML README / author's issue #1), restated independently here.
+# The published tables (the DFL authors' code release), restated independently here.
 PUBLISHED_DFL_GAMMA = {
     "cifar10": {"resnet50": 5, "resnet110": 4.5, "wide_resnet26_10": 2.6, "densenet121": 5},
     "cifar100": {"resnet50": 5, "resnet110": 6.1, "wide_resnet26_10": 3.9, "densenet121": 3.4},

@@ -37,6 +37,12 @@ def test_metrics_import_neither_lightning_nor_matplotlib():
     assert loaded.isdisjoint({"lightning", "matplotlib"}), loaded
 
 
+def test_the_config_declaration_imports_no_torch():
+    """The parser is built from TrainConfig, so its module must load without torch."""
+    loaded = _modules_after("import focalcal.training.config, focalcal.cli")
+    assert loaded.isdisjoint({"torch", "numpy", "lightning"}), loaded
+
+
 def test_help_of_every_command_imports_no_torch():
     """``focalcal --help`` and ``focalcal SUBCOMMAND --help`` for every subcommand, one after the
     other in one fresh process: torch (or numpy, or lightning) appears after none of them."""

@@ -14,7 +14,7 @@ Example:
     >>> colours.get("blue")
     Traceback (most recent call last):
     ...
-    ValueError: unknown colour 'blue'; expected one of: red
+    ValueError: unknown colour 'blue'; expected one of: green, red, vert
 """
 
 from __future__ import annotations

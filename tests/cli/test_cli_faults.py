@@ -55,7 +55,7 @@ def test_resume_refuses_flags_that_change_the_recipe(error_line, tmp_path, tiny_
     save_config(config, out / "config.json")
     assert main(["train", "--resume", "--out", str(out), "--epochs", "4", "--loss", "focal"]) == 2
     line = error_line(capsys.readouterr().err)
-    assert "--epochs 4 (the run has 20)" in line and "--loss 'focal' (the run has 'ce')" in line
+    assert "epochs: 20 → 4" in line and "loss: 'ce' → 'focal'" in line and "--overwrite" in line
     assert json.loads((out / "config.json").read_text())["epochs"] == 20
 
 

@@ -101,7 +101,9 @@ def test_bootstrap_arguments() -> None:
         metrics.bootstrap_ci("ece", PROBS, LABELS, level=1.5)
     with pytest.raises(ValueError, match="n_resamples: expected an integer >= 1, got 0"):
         metrics.bootstrap_ci("ece", PROBS, LABELS, n_resamples=0)
-    with pytest.raises(ValueError, match=r"method: expected one of \['percentile', 'basic'\]"):
+    with pytest.raises(
+        ValueError, match=r"method: expected one of \['percentile', 'basic', 'bc', 'debiased'\]"
+    ):
         metrics.bootstrap_ci("ece", PROBS, LABELS, method="bca")
     with pytest.raises(ValueError, match="n_bins: expected an integer >= 1, got 0"):
         metrics.bootstrap_ci("adaece", PROBS, LABELS, n_bins=0)

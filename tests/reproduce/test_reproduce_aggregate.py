@@ -13,9 +13,10 @@ pytest.importorskip("lightning")
 
 from focalcal import metrics
 from focalcal._io import atomic_save_npz
+from focalcal.training.aggregate import aggregate
 from focalcal.training.config import make_config, save_config
 from focalcal.training.evaluate import evaluate_run
-from focalcal.training.reproduce import aggregate, format_results
+from focalcal.training.report import format_results
 from focalcal.training.suites import RunSpec, get_suite
 
 N_VAL, N_TEST, C = 300, 400, 5

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("lightning")
 
-from focalcal.training.reproduce import (
-    LAUNCHERS,
-    LaunchOptions,
-    _launch,
-    main,
-    register_cli,
-    reproduce,
-    tune_gamma,
-)
+from focalcal.cli import build_parser, main
+from focalcal.training import reproduce, tune_gamma
+from focalcal.training.launchers import LAUNCHERS, LaunchOptions
+from focalcal.training.launchers import launch as _launch
 from focalcal.training.run import build_loss
 from focalcal.training.suites import PAPER_LOSSES, SUITES, RunSpec, get_suite
 
@@ -117,8 +111,7 @@ def test_missing_data_and_bad_selection_raise_clearly(tmp_path: Path) -> None:
 
 
 def test_cli_help_and_handlers(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="focalcal")
-    register_cli(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     for command in ("reproduce", "tune-gamma"):
         with pytest.raises(SystemExit) as exc:
             parser.parse_args([command, "--help"])

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("lightning")
 
-from focalcal.training.reproduce import main
+from focalcal.cli import main
 from focalcal.training.suites import get_suite
 
 

@@ -24,7 +24,11 @@ examples:
 
 def _add_suite_options(p: argparse.ArgumentParser) -> None:
     """The options ``reproduce`` and ``tune-gamma`` share: which suite, where, how launched."""
-    p.add_argument("--suite", required=True, help="suite name (see: focalcal list suites)")
+    p.add_argument(
+        "--suite",
+        required=True,
+        help="suite name (see: focalcal list suites) or a study file study.toml",
+    )
     p.add_argument("--datasets", nargs="+", metavar="KEY", help="only these dataset keys")
     p.add_argument("--out", help="output folder (default ./reproduce-SUITE)")
     p.add_argument(
@@ -93,8 +97,7 @@ def _register_reproduce(subparsers: Any) -> None:
     p.add_argument(
         "--ts-criterion",
         choices=("ece", "nll"),
-        default="ece",
-        help="temperature: the papers' grid search on validation ECE (default) or NLL",
+        help="temperature: the papers' grid search on validation ECE or NLL (default: the suite's)",
     )
     tune = p.add_mutually_exclusive_group()
     tune.add_argument(
@@ -139,43 +142,43 @@ def _command_line(argv: list[str] | None) -> str:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from ._library import describe_plan, library
+    from ._library import library
 
-    overrides = _checked_overrides(args)
-    selection = {"seeds": args.seeds, "datasets": args.datasets, "losses": args.losses}
+    common = {
+        "seeds": args.seeds,
+        "datasets": args.datasets,
+        "losses": args.losses,
+        "data_dir": args.data_dir,
+        "tune": args.tune_gamma,
+        **_checked_overrides(args),
+    }
     if args.dry_run:
-        lines = describe_plan(
-            args.suite, _out(args), data_dir=args.data_dir, tune=args.tune_gamma,
-            **selection, **overrides,
-        )  # fmt: skip
-        print("\n".join(lines))
+        print("\n".join(library("plan_runs")(args.suite, args.out, **common).lines()))
         return 0
     report = library("reproduce")(
         args.suite,
         args.out,
-        **selection,
+        **common,
         launcher=args.launcher,
-        data_dir=args.data_dir,
         n_bootstrap=args.n_bootstrap,
         run_bootstrap=args.run_bootstrap,
         ts_criterion=args.ts_criterion,
-        tune=args.tune_gamma,
         gamma_grid=args.gamma_grid,
         tune_epochs=args.tune_epochs,
         timeout_min=args.timeout_min,
         executor_options=dict(args.executor_option or []),
         command=_command_line(args.argv),
-        **overrides,
     )
     print(Path(report).read_text())
     return 0
 
 
 def _tune_gamma(args: argparse.Namespace) -> int:
-    from ._library import launch_options, library
+    from ._library import library
 
     overrides = _checked_overrides(args)
     out = _out(args)
+    options = tuple(dict(args.executor_option or []).items())
     library("tune_gamma")(
         args.suite,
         out,
@@ -184,7 +187,7 @@ def _tune_gamma(args: argparse.Namespace) -> int:
         epochs=args.tune_epochs,
         data_dir=args.data_dir,
         launcher=args.launcher,
-        launch_options=launch_options(out, args.timeout_min, dict(args.executor_option or [])),
+        launch_options=library("LaunchOptions")(out / "submitit", args.timeout_min, options),
         **overrides,
     )
     return 0

@@ -81,8 +81,7 @@ def _register_evaluate(subparsers: Any) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ..training import evaluate_run
-    from ._library import library
+    from ..training import evaluate_run, format_report
 
     result = evaluate_run(
         args.run,
@@ -95,7 +94,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         ood_options=dict(args.ood_option or []),
         diagrams=not args.no_diagrams,
     )
-    print(library("format_report")(result))
+    print(format_report(result))
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..training.config import RUNTIME_FIELDS, read_config_file
+from ..training.config import read_config_file
 from ._errors import Interrupted
 from ._options import add_config_options, add_evaluation_options, flag_of, given_fields
 
@@ -66,20 +66,11 @@ def _new_config(values: dict[str, Any]) -> Any:
 
 
 def _resumed_config(out: Path, values: dict[str, Any]) -> Any:
-    """The saved config of the run in ``out``; hardware values may change, the recipe not."""
-    from ..training import load_config
+    """The saved config of the run in ``out`` with the given values over it (``train`` refuses
+    to resume when they change the recipe, naming the fields)."""
+    from ..training import read_run_config
 
-    saved = load_config(out / "config.json")
-    current = saved.to_dict()
-    changed = sorted(k for k, v in values.items() if k not in RUNTIME_FIELDS and current[k] != v)
-    if changed:
-        details = ", ".join(
-            f"{flag_of(k)} {values[k]!r} (the run has {current[k]!r})" for k in changed
-        )
-        raise ValueError(
-            f"--resume: {details} would change the recipe of the run in {out}; resume without "
-            "them, or start a new run with another --out (or --overwrite)"
-        )
+    saved = read_run_config(out)
     for key, value in values.items():
         setattr(saved, key, value)
     saved.validate()
@@ -121,8 +112,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     print(f"run finished: {run_dir}")
     if not args.no_evaluate:
-        from ..training import evaluate_run
-        from ._library import library
+        from ..training import evaluate_run, format_report
 
         result = evaluate_run(
             run_dir,
@@ -130,5 +120,5 @@ def _train(args: argparse.Namespace) -> int:
             n_bootstrap=args.n_bootstrap,
             seed=args.bootstrap_seed,
         )
-        print(library("format_report")(result))
+        print(format_report(result))
     return 0

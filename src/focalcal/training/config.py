@@ -43,8 +43,7 @@ __all__ = [
 ]
 
 #: Dual Focal Loss γ per (dataset, model), chosen by the authors on a 5k validation split
-#: (DFL-ICML README and the author's answer in its issue #1). 20 Newsgroups: the γ of the
-#: official NLP train script.
+#: (the DFL-ICML README, and the author's answer on that repository's issue tracker).
 DFL_GAMMA: dict[tuple[str, str], float] = {
     ("cifar10", "resnet50"): 5.0,
     ("cifar10", "resnet110"): 4.5,
@@ -57,28 +56,48 @@ DFL_GAMMA: dict[tuple[str, str], float] = {
     ("tiny_imagenet", "resnet50"): 2.3,
 }
 
-_DUAL_FOCAL_LOSSES = ("dual_focal", "dfl")
-_MODEL_ALIASES = {"wrn26_10": "wide_resnet26_10", "wrn_26_10": "wide_resnet26_10"}
-_DATASET_ALIASES = {"tinyimagenet": "tiny_imagenet", "tiny_imagenet200": "tiny_imagenet"}
-
 
 def _key(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
+def _table_name(registry: Registry[Any], name: str, table_names: set[str]) -> str:
+    """The name under which ``name`` appears in a table keyed by ``registry``'s names.
+
+    Every spelling and alias the registry knows maps to its canonical name, and a name whose
+    factory is registered under a table name too (``wrn26_10`` and ``wide_resnet26_10``) maps
+    to that table name. An unregistered name is compared without case and separators
+    (``CIFAR-10`` is ``cifar10``).
+    """
+    if name in registry:
+        canonical = registry.canonical(name)
+        factory = registry.factory(canonical)
+        same = [t for t in table_names if t in registry and registry.factory(t) is factory]
+        return same[0] if canonical not in table_names and same else canonical
+    compact = name.strip().lower().replace("-", "").replace("_", "")
+    return next((t for t in table_names if t.replace("_", "") == compact), compact)
+
+
 def default_gamma(loss: str, dataset: str, model: str) -> float | None:
-    """The DFL table's γ for ``(dataset, model)`` when ``loss`` is Dual Focal, else ``None``.
+    """The DFL table's γ for ``(dataset, model)`` when ``loss`` is Dual Focal (under any of its
+    registered names), else ``None``.
 
     Example:
         >>> default_gamma("dual_focal", "CIFAR-100", "wrn26_10")
         3.9
+        >>> default_gamma("dual_focal_loss", "cifar100", "resnet110")
+        6.1
         >>> default_gamma("focal", "cifar10", "resnet50") is None
         True
     """
-    if _key(loss) not in _DUAL_FOCAL_LOSSES:
+    from ..data import DATASETS
+    from ..losses import losses as loss_registry
+    from ..models import MODELS
+
+    if loss not in loss_registry or loss_registry.canonical(loss) != "dual_focal":
         return None
-    ds = _DATASET_ALIASES.get(_key(dataset), _key(dataset)).replace("cifar_", "cifar")
-    mdl = _MODEL_ALIASES.get(_key(model), _key(model))
+    ds = _table_name(DATASETS, dataset, {d for d, _ in DFL_GAMMA})
+    mdl = _table_name(MODELS, model, {m for _, m in DFL_GAMMA})
     return DFL_GAMMA.get((ds, mdl))
 
 

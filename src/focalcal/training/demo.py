@@ -18,8 +18,8 @@ import torch
 
 from .compare import compare_runs
 from .config import make_config
-from .evaluate import evaluate_run
-from .run import CONFIG_FILE, is_finished, train
+from .runs import execute_run, run_state
+from .suites import RunSpec
 
 __all__ = ["DEMO_DATA", "DEMO_LOSSES", "demo_config", "run_demo"]
 
@@ -59,13 +59,16 @@ def run_demo(
     """Train (or reuse) the three demo runs in ``out_dir``, evaluate, compare; returns the
     comparison (see :func:`focalcal.training.compare.compare_runs`).
 
-    Finished runs are reused unless ``overwrite``; an interrupted run is resumed.
+    Runs go through :func:`focalcal.training.runs.execute_run`, as every suite run: finished
+    runs are reused unless ``overwrite``, an interrupted run is resumed, and a folder holding a
+    run of another configuration (e.g. other ``epochs``) is refused.
     """
     out = Path(out_dir)
-    run_dirs = []
     with _one_thread():
-        comparison = _train_and_compare(
-            out, run_dirs, epochs, n_bootstrap, overwrite, progress, data, echo
+        run_dirs = [_demo_run(out, loss, gamma, epochs, n_bootstrap, overwrite, progress, data, echo)
+                    for loss, gamma in DEMO_LOSSES]  # fmt: skip
+        comparison = compare_runs(
+            run_dirs, n_bootstrap=n_bootstrap, out_dir=out, diagrams=True, per_run=True
         )
     echo("")
     echo("20 Newsgroups (MiniLM embeddings), 2×256 MLP, test set; T fitted on validation:")
@@ -76,8 +79,8 @@ def run_demo(
 
 @contextmanager
 def _one_thread() -> Iterator[None]:
-    """Run with one intra-op thread: a 2×256 MLP step is too small to gain from more, and on a
-    busy CPU spinning OpenMP threads made a 2-thread epoch 16× slower than a 1-thread one."""
+    """Run with one intra-op thread: a 2×256 MLP step is too small to gain from more, and
+    spinning OpenMP threads compete for the cores of a shared machine."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -86,25 +89,26 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _train_and_compare(
+def _demo_run(
     out: Path,
-    run_dirs: list[Path],
+    loss: str,
+    gamma: float | None,
     epochs: int | None,
     n_bootstrap: int,
     overwrite: bool,
     progress: bool,
     data: str | Path,
     echo: Callable[[str], Any],
-) -> dict[str, Any]:
-    for loss, gamma in DEMO_LOSSES:
-        run_dir = out / loss
-        run_dirs.append(run_dir)
-        if is_finished(run_dir) and not overwrite:
-            echo(f"[demo] {loss}: reusing the finished run in {run_dir} (--overwrite retrains)")
-            continue
-        resume = (run_dir / CONFIG_FILE).is_file() and not overwrite
+) -> Path:
+    """Train, resume or reuse the demo run of ``loss`` in ``out/loss``, evaluated."""
+    run_dir = out / loss
+    config = demo_config(loss, gamma, data, epochs=epochs)
+    spec = RunSpec("20ng", loss, config.seed, str(run_dir), config.to_dict())
+    if not overwrite and run_state(spec) == "finished":
+        echo(f"[demo] {loss}: reusing the finished run in {run_dir} (--overwrite retrains)")
+    else:
         echo(f"[demo] training {loss}{f' (γ={gamma:g})' if gamma else ''} → {run_dir}")
-        config = demo_config(loss, gamma, data, epochs=epochs)
-        train(config, run_dir, resume=resume, overwrite=overwrite, progress=progress)
-        evaluate_run(run_dir, n_bootstrap=n_bootstrap)
-    return compare_runs(run_dirs, n_bootstrap=n_bootstrap, out_dir=out, diagrams=True)
+    execute_run(
+        spec, n_bootstrap=n_bootstrap, diagrams=True, overwrite=overwrite, progress=progress
+    )
+    return run_dir

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,20 @@ import torch
 from torch import Tensor
 
 from .. import metrics
-from .._io import atomic_save_npz, atomic_write_text
+from .._io import atomic_save_npz, atomic_write_text, remove_stale_temporaries
 from .._validation import check_choice, check_int
 from ..calibration import TemperatureScaling
 from ..metrics import ood
-from .config import TrainConfig, load_config
-from .run import CONFIG_FILE, LOGITS_FILE, compute_logits, load_model, load_splits
+from .config import TrainConfig
+from .report import fmt_interval, fmt_metric, md_table
+from .run import (
+    LOGITS_FILE,
+    CorruptRunFileError,
+    compute_logits,
+    load_model,
+    load_splits,
+    read_run_config,
+)
 
 __all__ = [
     "METRIC_LABELS",
@@ -54,8 +63,9 @@ METRIC_LABELS: dict[str, str] = {
     "classwise_ece": "CW-ECE (%)",
     "smooth_ece": "smECE (%)",
 }
-#: Metrics reported without a bootstrap interval: the smooth ECE's bandwidth search costs about
-#: 40 ms per evaluation, i.e. minutes for 1000 resamples, against milliseconds for the others.
+#: Metrics reported without a bootstrap interval: the smooth ECE searches its kernel bandwidth
+#: on every evaluation, which makes a thousand resamples cost minutes where the binned metrics,
+#: vectorised over resamples, cost milliseconds.
 NO_INTERVAL = frozenset({"smooth_ece"})
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
@@ -84,15 +94,25 @@ def dataset_label(config: TrainConfig) -> str:
 
 
 def load_logits(run_dir: str | Path) -> dict[str, Tensor]:
-    """The arrays of ``RUN/logits.npz`` as tensors (``val_logits``, ``test_labels``, …)."""
+    """The arrays of ``RUN/logits.npz`` as tensors (``val_logits``, ``test_labels``, …).
+
+    A truncated or corrupt file raises :class:`~focalcal.training.run.CorruptRunFileError`
+    naming it and the remedy (recompute it from the checkpoint).
+    """
     path = Path(run_dir) / LOGITS_FILE
     if not path.is_file():
         raise FileNotFoundError(
             f"no {LOGITS_FILE} in {run_dir}: the run has not finished training "
             "(continue it with `focalcal train --resume --out RUN`)"
         )
-    with np.load(path, allow_pickle=False) as data:
-        return {key: torch.from_numpy(data[key]) for key in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: torch.from_numpy(data[key]) for key in data.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as err:
+        raise CorruptRunFileError(
+            f"{path}: truncated or corrupt logits file ({type(err).__name__}); recompute it from "
+            f"the checkpoint with `focalcal evaluate {run_dir} --recompute-logits`"
+        ) from None
 
 
 def fit_temperature(
@@ -101,8 +121,7 @@ def fit_temperature(
     """T fitted on the validation split: ``"ece"`` = the papers' grid search (0.1 … 10, first
     minimum of the 15-bin ECE); ``"nll"`` = exact minimisation of the validation NLL."""
     check_choice(criterion, "ts_criterion", ("nll", "ece"))
-    method = "grid" if criterion == "ece" else "optimize"
-    scaler = TemperatureScaling(criterion=criterion, method=method, n_bins=n_bins)
+    scaler = TemperatureScaling("grid_ece" if criterion == "ece" else "nll", n_bins=n_bins)
     return float(scaler.fit(val_logits, val_labels).temperature_)
 
 
@@ -155,13 +174,51 @@ def evaluate_run(
     this process (single device), instead of using the ones saved after training. ``ood``
     (``NAME`` or ``NAME:ROOT`` specs, with ``ood_options``) adds OOD sets after training: their
     logits are computed from the checkpoint and saved with the others in ``out_dir``.
+    ``metrics.json`` is written last, so its presence means that the evaluation completed.
     """
     run_dir = Path(run_dir)
-    config = load_config(run_dir / CONFIG_FILE)
+    config = read_run_config(run_dir)
     check_choice(ts_criterion, "ts_criterion", ("nll", "ece"))
     n_bootstrap = check_int(n_bootstrap, "n_bootstrap", min_value=0)
     out = Path(out_dir) if out_dir is not None else run_dir
-    if recompute_logits:
+    remove_stale_temporaries(out, recursive=False)
+    logits = _run_logits(run_dir, config, out, recompute_logits, ood, ood_options)
+    temperature = fit_temperature(
+        logits["val_logits"], logits["val_labels"], ts_criterion, config.n_bins
+    )
+    result: dict[str, Any] = {
+        "run": str(run_dir),
+        "dataset": dataset_label(config),
+        "model": config.model,
+        "loss": config.loss,
+        "gamma": config.gamma,
+        "n_bins": config.n_bins,
+        "n_val": len(logits["val_labels"]),
+        "n_test": len(logits["test_labels"]),
+        "ts_criterion": ts_criterion,
+        "temperature": temperature,
+        "n_bootstrap": n_bootstrap,
+        **_scores(logits, temperature, config.n_bins, n_bootstrap, seed),
+    }
+    if diagrams:
+        result["diagrams"] = _save_diagrams(
+            out, logits["test_logits"], logits["test_labels"], temperature, config
+        )
+    atomic_write_text(out / REPORT_FILE, format_report(result))
+    atomic_write_text(out / METRICS_FILE, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _run_logits(
+    run_dir: Path,
+    config: TrainConfig,
+    out: Path,
+    recompute: bool,
+    ood: list[str] | None,
+    ood_options: dict[str, Any] | None,
+) -> dict[str, Tensor]:
+    """The run's saved logits, or recomputed from its checkpoint, plus those of ``ood`` sets."""
+    if recompute:
         splits = load_splits(config, with_train=False)
         model, _ = load_model(run_dir, splits.val)
         arrays = compute_logits(model, splits, config)
@@ -176,29 +233,19 @@ def evaluate_run(
         arrays = compute_logits(model, splits, config)
         logits.update({k: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("ood__")})
         atomic_save_npz(out / LOGITS_FILE, **{k: v.numpy() for k, v in logits.items()})
-    temperature = fit_temperature(
-        logits["val_logits"], logits["val_labels"], ts_criterion, config.n_bins
-    )
+    return logits
+
+
+def _scores(
+    logits: dict[str, Tensor], temperature: float, n_bins: int, n_bootstrap: int, seed: int
+) -> dict[str, Any]:
+    """``{"test": {stage: {metric: ...}}, "ood": {name: {stage: ...}}}``, pre-T and post-T."""
     test_logits, test_labels = logits["test_logits"], logits["test_labels"]
-    specs = metric_specs(config.n_bins)
-    result: dict[str, Any] = {
-        "run": str(run_dir),
-        "dataset": dataset_label(config),
-        "model": config.model,
-        "loss": config.loss,
-        "gamma": config.gamma,
-        "n_bins": config.n_bins,
-        "n_val": len(logits["val_labels"]),
-        "n_test": len(test_labels),
-        "ts_criterion": ts_criterion,
-        "temperature": temperature,
-        "n_bootstrap": n_bootstrap,
-        "test": {},
-        "ood": {},
-    }
+    specs = metric_specs(n_bins)
+    scores: dict[str, Any] = {"test": {}, "ood": {}}
     for stage, t in (("pre", 1.0), ("post", temperature)):
         scaled = test_logits / t
-        result["test"][stage] = {
+        scores["test"][stage] = {
             key: _with_interval(
                 metric, kw, scaled, test_labels, 0 if key in NO_INTERVAL else n_bootstrap, seed
             )
@@ -207,12 +254,8 @@ def evaluate_run(
         for key in logits:
             if key.startswith("ood__") and key.endswith("_logits"):
                 name = key[len("ood__") : -len("_logits")]
-                result["ood"].setdefault(name, {})[stage] = _ood_scores(test_logits, logits[key], t)
-    if diagrams:
-        result["diagrams"] = _save_diagrams(out, test_logits, test_labels, temperature, config)
-    atomic_write_text(out / METRICS_FILE, json.dumps(result, indent=2) + "\n")
-    atomic_write_text(out / REPORT_FILE, format_report(result))
-    return result
+                scores["ood"].setdefault(name, {})[stage] = _ood_scores(test_logits, logits[key], t)
+    return scores
 
 
 def _save_diagrams(
@@ -233,16 +276,10 @@ def _save_diagrams(
     return names
 
 
-def _pct(value: float) -> str:
-    return "nan" if math.isnan(value) else f"{100 * value:.2f}"
-
-
 def _cell(entry: dict[str, Any], key: str) -> str:
-    scale = (lambda v: f"{v:.3f}") if key == "nll" else _pct
-    text = scale(entry["value"])
+    text = fmt_metric(key, entry["value"])
     if "ci95" in entry:
-        lo, hi = entry["ci95"]
-        text += f" [{scale(lo)}, {scale(hi)}]"
+        text += " " + fmt_interval(key, *entry["ci95"])
     return text
 
 
@@ -257,29 +294,26 @@ def format_report(result: dict[str, Any]) -> str:
         f"({result['n_val']} samples, criterion {result['ts_criterion']}); {result['n_bins']} bins; "
         f"95% bootstrap intervals from {result['n_bootstrap']} resamples.",
         "",
-        "| " + " | ".join(METRIC_LABELS[k] + " pre / post (T)" for k in METRIC_LABELS) + " |",
-        "|" + "---|" * len(METRIC_LABELS),
     ]
-    cells = []
-    for key in METRIC_LABELS:
-        fmt = (lambda v: f"{v:.3f}") if key == "nll" else _pct
-        cells.append(f"{fmt(pre[key]['value'])} / {fmt(post[key]['value'])} ({t:.2f})")
-    lines += ["| " + " | ".join(cells) + " |", ""]
-    lines += ["| metric | pre-T | post-T |", "|---|---|---|"]
-    for key, label in METRIC_LABELS.items():
-        lines.append(f"| {label} | {_cell(pre[key], key)} | {_cell(post[key], key)} |")
+    summary = [
+        f"{fmt_metric(key, pre[key]['value'])} / {fmt_metric(key, post[key]['value'])} ({t:.2f})"
+        for key in METRIC_LABELS
+    ]
+    lines += md_table([label + " pre / post (T)" for label in METRIC_LABELS.values()], [summary])
+    lines += [""]
+    details = [[label, _cell(pre[k], k), _cell(post[k], k)] for k, label in METRIC_LABELS.items()]
+    lines += md_table(["metric", "pre-T", "post-T"], details)
     if result["ood"]:
-        lines += [
-            "",
-            "| OOD set | AUROC entropy pre / post (%) | AUROC max-softmax pre / post (%) |",
+        headers = ["OOD set", "AUROC entropy pre / post (%)", "AUROC max-softmax pre / post (%)"]
+        rows = [
+            [name] + [_pre_post(scores, score) for score in ("auroc_entropy", "auroc_msp")]
+            for name, scores in result["ood"].items()
         ]
-        lines.append("|---|---|---|")
-        for name, scores in result["ood"].items():
-            ent = (
-                f"{_pct(scores['pre']['auroc_entropy'])} / {_pct(scores['post']['auroc_entropy'])}"
-            )
-            msp = f"{_pct(scores['pre']['auroc_msp'])} / {_pct(scores['post']['auroc_msp'])}"
-            lines.append(f"| {name} | {ent} | {msp} |")
+        lines += ["", *md_table(headers, rows)]
     if result.get("diagrams"):
         lines += [""] + [f"![{name}]({name})" for name in result["diagrams"]]
     return "\n".join(lines) + "\n"
+
+
+def _pre_post(scores: dict[str, dict[str, float]], score: str) -> str:
+    return f"{fmt_metric(score, scores['pre'][score])} / {fmt_metric(score, scores['post'][score])}"

@@ -9,14 +9,22 @@ A run folder holds everything about one training run::
     RUN/logits.npz              val/test/OOD logits and labels of the final model
     RUN/status.json             {"status": "finished", ...} once training has completed
 
-``evaluate`` then adds ``metrics.json``, ``report.md`` and the reliability diagrams.
+``evaluate`` then adds ``report.md``, the reliability diagrams and, last, ``metrics.json``.
+
+Every file is written atomically (a temporary beside it, then a rename), so a kill at any
+moment leaves each file either complete or absent; the temporaries a kill leaves behind are
+removed when the folder is next opened by :func:`train` or ``evaluate_run``. A file that is
+nevertheless truncated or corrupt (a full disk, a copy cut short) is reported by
+:class:`CorruptRunFileError`, naming the file and the remedy.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +35,7 @@ import torch
 from torch import nn
 
 from .. import losses, models
-from .._io import atomic_save_npz, atomic_write_text
+from .._io import atomic_save_npz, atomic_write_text, remove_stale_temporaries
 from ..data import (
     DATASETS,
     ArrayDataset,
@@ -38,21 +46,26 @@ from ..data import (
     stratified_subset_indices,
 )
 from ..models import check_compatibility, get_model
-from .config import TrainConfig, load_config, save_config
+from .config import RUNTIME_FIELDS, TrainConfig, load_config, save_config
 from .predict import predict_logits
 
 __all__ = [
+    "RUNTIME_FIELDS",
+    "CorruptRunFileError",
     "RunExistsError",
     "Splits",
     "build_loss",
     "build_model",
     "compute_logits",
+    "config_differences",
     "is_finished",
+    "load_checkpoint",
     "load_model",
     "load_splits",
     "ood_options_for",
     "parse_ood_spec",
     "prepare_run_dir",
+    "read_run_config",
     "train",
 ]
 
@@ -64,6 +77,62 @@ CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 class RunExistsError(FileExistsError):
     """The run folder already holds a run that would be overwritten."""
+
+
+class CorruptRunFileError(ValueError):
+    """A file of a run folder is truncated, corrupt or unsafe to load."""
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The :class:`TrainConfig` saved in ``RUN/config.json``.
+
+    Raises ``FileNotFoundError`` when the folder has none and :class:`CorruptRunFileError`
+    (naming the file) when it is empty, truncated or not a config.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        return load_config(path)
+    except (TypeError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError included
+        raise CorruptRunFileError(
+            f"{path}: not a readable run config ({err}); the file is empty, truncated or edited. "
+            "Delete the run folder, or train it again with --overwrite"
+        ) from None
+
+
+def load_checkpoint(path: str | Path, remedy: str) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` with errors that name the file and ``remedy``.
+
+    A checkpoint holding objects other than tensors and plain containers is refused, never
+    unpickled: such a pickle can run arbitrary code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train the run first")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CorruptRunFileError(
+            f"{path}: refused to load: the file holds objects other than tensors and plain "
+            "containers, which could run code when unpickled (focalcal loads weights only). "
+            "If you did not write this file, delete it; " + remedy
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise CorruptRunFileError(
+            f"{path}: truncated or corrupt checkpoint ({type(err).__name__}); {remedy}"
+        ) from None
+
+
+def config_differences(saved: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """``["epochs: 3 → 4", ...]``: the fields (but :data:`RUNTIME_FIELDS`) whose values differ.
+
+    Example:
+        >>> config_differences({"epochs": 3, "devices": 1}, {"epochs": 4, "devices": 2})
+        ['epochs: 3 → 4']
+    """
+    keys = sorted((set(saved) | set(given)) - RUNTIME_FIELDS)
+    return [
+        f"{k}: {saved.get(k)!r} → {given.get(k)!r}" for k in keys if saved.get(k) != given.get(k)
+    ]
 
 
 @dataclass
@@ -165,14 +234,19 @@ def build_loss(config: TrainConfig) -> nn.Module:
 def is_finished(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` holds a completed training run."""
     status = Path(run_dir) / STATUS_FILE
-    return status.is_file() and json.loads(status.read_text()).get("status") == "finished"
+    try:
+        return json.loads(status.read_text()).get("status") == "finished"
+    except (OSError, ValueError, AttributeError):
+        return False  # absent or unreadable: the run is resumed, which rewrites it
 
 
 def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool) -> Path:
     """Check that ``run_dir`` may be used; with ``overwrite`` empty an old focalcal run folder.
 
     A finished run is never overwritten without ``overwrite``; an unfinished one needs
-    ``resume`` (continue) or ``overwrite`` (start again).
+    ``resume`` (continue) or ``overwrite`` (start again). ``resume`` accepts a finished run too
+    (nothing is trained again; the caller completes what is missing, e.g. the evaluation of a
+    run killed while it was evaluated). Temporaries left by a killed write are removed.
     """
     run_dir = Path(run_dir)
     if resume and overwrite:
@@ -184,11 +258,11 @@ def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool) -> Pa
     if not run_dir.is_dir():
         raise NotADirectoryError(f"out: expected a folder, got the file {run_dir}")
     has_run = (run_dir / CONFIG_FILE).is_file()
+    if has_run:
+        remove_stale_temporaries(run_dir)
     if resume:
         if not has_run:
             raise FileNotFoundError(f"--resume: {run_dir} has no {CONFIG_FILE}; nothing to resume")
-        if is_finished(run_dir):
-            raise RunExistsError(f"--resume: the run in {run_dir} is already finished")
         return run_dir
     if overwrite:
         if not has_run and any(run_dir.iterdir()):
@@ -250,8 +324,10 @@ def train(
 ) -> Path | None:
     """Train ``config`` into ``run_dir`` and save the final logits (then ``evaluate_run``).
 
-    With ``resume``, ``config`` is read from ``run_dir`` (runtime fields such as ``devices``
-    may differ) and training continues from ``checkpoints/last.ckpt``.
+    With ``resume``, training continues from ``checkpoints/last.ckpt``. ``config`` must be the
+    saved ``config.json`` but for :data:`RUNTIME_FIELDS` (``devices``, ``precision``, ...):
+    a resumed run never silently changes its recipe, and a ``ValueError`` names the fields
+    that differ. Resuming a finished run trains nothing and returns ``run_dir``.
     Returns ``run_dir`` on global rank 0 and ``None`` on the other DDP processes (every process
     calls this; only rank 0 writes files).
     """
@@ -264,12 +340,16 @@ def train(
     criterion = build_loss(config)
     models.MODELS.factory(config.model)
     DATASETS.factory(config.dataset)
+    if resume:
+        _check_resumable(config, run_dir)
     trainer = make_trainer(config, run_dir, checkpoint=ckpt, progress=progress, resume=resume)
     # Only global rank 0 touches the folder: under DDP every process runs this function
     # (Lightning's launcher, torchrun or SLURM start the others), and they must not see
     # rank 0's fresh config.json as "an unfinished run".
     if trainer.global_rank == 0:
         prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    if resume and is_finished(run_dir):
+        return run_dir if trainer.global_rank == 0 else None
     seed_everything(config.seed)
     splits = splits or load_splits(config, with_ood=trainer.global_rank == 0)
     model = build_model(config, splits.train)
@@ -304,6 +384,27 @@ def train(
     return run_dir
 
 
+def _check_resumable(config: TrainConfig, run_dir: Path) -> None:
+    """Refuse to resume with another recipe, or from a checkpoint that cannot be loaded."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"--resume: {run_dir} has no {CONFIG_FILE}; nothing to resume")
+    differ = config_differences(read_run_config(run_dir).to_dict(), config.to_dict())
+    if differ:
+        raise ValueError(
+            f"--resume: the run in {run_dir} was started with another recipe "
+            f"({'; '.join(differ)}, saved → given); resume it with its saved options "
+            f"(only {', '.join(sorted(RUNTIME_FIELDS))} may change), or pass --overwrite to "
+            "train it again with the new ones"
+        )
+    ckpt = run_dir / CHECKPOINT
+    if ckpt.is_file() and not is_finished(run_dir):
+        load_checkpoint(
+            ckpt,
+            "delete it to resume from the first epoch (--resume), or pass --overwrite to "
+            "train the run again",
+        )
+
+
 def compute_logits(
     model: nn.Module, splits: Splits, config: TrainConfig, device: torch.device | str = "cpu"
 ) -> dict[str, np.ndarray]:
@@ -330,11 +431,10 @@ def load_model(
 ) -> tuple[nn.Module, TrainConfig]:
     """The final network of a run, from ``checkpoints/last.ckpt`` (``weights_only=True``)."""
     run_dir = Path(run_dir)
-    config = load_config(run_dir / CONFIG_FILE)
-    ckpt_path = run_dir / CHECKPOINT
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {ckpt_path}; train the run first")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    config = read_run_config(run_dir)
+    checkpoint = load_checkpoint(
+        run_dir / CHECKPOINT, "train the run again with `focalcal train --overwrite`"
+    )
     if dataset is None:
         dataset = load_splits(config, with_train=False).val
     model = build_model(config, dataset)

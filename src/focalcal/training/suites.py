@@ -1,12 +1,14 @@
-"""The reproduction suites, declared as data: losses × datasets × models × seeds.
+"""The suites of runs: losses × datasets × models × seeds, declared in TOML study files.
 
 A :class:`Suite` lists :class:`DatasetSpec` entries (a dataset, a model, a schedule, OOD sets)
-and :class:`LossSpec` entries (the papers' loss columns). :meth:`Suite.plan` expands them into
-one :class:`RunSpec` per (dataset, loss, seed), each a complete
+and :class:`LossSpec` entries (the loss columns). :meth:`Suite.plan` expands them into one
+:class:`RunSpec` per (dataset, loss, seed), each a complete
 :class:`~focalcal.training.config.TrainConfig` trained by the same
-:func:`~focalcal.training.run.train` as ``focalcal train``.
+:func:`~focalcal.training.run.train` as ``focalcal train``. :func:`load_study` reads a suite
+from a study file (:mod:`focalcal.training.study`); :func:`get_suite` takes a registered name
+or the path of such a file.
 
-Registered suites (``SUITES``):
+Registered suites (``SUITES``, the files of ``focalcal/training/studies/``):
 
 * ``ci`` (alias ``smoke``): 2 losses (CE, DFL with γ tuned on a 2-point grid) × 1 seed × 3
   epochs on a 1,500/600 subset of the packaged 20 Newsgroups embeddings. About a minute on a CPU.
@@ -16,16 +18,16 @@ Registered suites (``SUITES``):
   15,000-image subset of the 45k training split for 20 epochs (the paper's SGD, summed loss and
   clipping; ×0.1 at 10 and 15), OOD = Tiny-ImageNet val (resized) and a generated CIFAR-10-C
   (Gaussian noise, severity 5); Fashion-MNIST with the small CNN on a 15,000-image subset of
-  its 55k training split, 15 epochs, OOD = Tiny-ImageNet (grey, 28×28). One seed by default: about an hour per dataset on 2 idle CPU
-  cores (docs/results.md); minutes per run on a GPU.
+  its 55k training split, 15 epochs, OOD = Tiny-ImageNet (grey, 28×28). One seed by default.
 * ``paper``: the papers' protocol (CIFAR-10/100 × ResNet-50/110, WRN-26-10, DenseNet-121;
   Tiny-ImageNet × ResNet-50; 350 / 100 epochs). GPUs; DFL γ from the authors' validation-tuned
   table (``--tune-gamma`` tunes it again).
 
-The losses of every suite (:data:`PAPER_LOSSES`) are the columns of Tao et al. (2023), Table 1:
-cross-entropy, Brier, MMCE (weighted, λ = 2), label smoothing 0.05, focal γ = 3, FLSD-53, inverse
-focal (γ = 2; the papers do not state it), AdaFocal, Dual Focal Loss (γ chosen on the validation
-split from a grid) and DFL-SD (``dual_flsd53``).
+The losses of the built-in suites but ``ci`` (:data:`PAPER_LOSSES`, the loss set ``"paper"``)
+are the columns of Tao et al. (2023), Table 1: cross-entropy, Brier, MMCE (weighted, λ = 2),
+label smoothing 0.05, focal γ = 3, FLSD-53, inverse focal (γ = 2; the papers do not state it),
+AdaFocal, Dual Focal Loss (γ chosen on the validation split from a grid) and DFL-SD
+(``dual_flsd53``).
 
 Example:
     >>> from focalcal.training.suites import get_suite
@@ -40,8 +42,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,7 @@ from .._io import atomic_save_npz
 from .._registry import Registry
 from .._validation import check_int
 from .config import TrainConfig, make_config
+from .study import RECIPE_FIELDS, STUDIES_DIR, read_study, read_toml
 
 __all__ = [
     "PAPER_LOSSES",
@@ -59,17 +63,35 @@ __all__ = [
     "LossSpec",
     "RunSpec",
     "Suite",
-    "default_data_dir",
     "get_suite",
+    "load_study",
+    "resolve_data_dir",
+    "suite_from_config",
 ]
 
 #: Packaged 20 Newsgroups MiniLM embeddings (float16), the fallback of the text suites.
 DEMO_DATA = Path(__file__).resolve().parents[1] / "data" / "demo" / "20news-minilm-l6-f16.npz"
 
+#: The environment variable naming the folder of the datasets (one sub-folder per dataset),
+#: shared with the dataset loaders' default roots.
+DATA_ENV = "FOCALCAL_DATA"
 
-def default_data_dir() -> Path:
-    """Folder of the real datasets: ``$FOCALCAL_SHARED_DATA``, else ``../shared/data``."""
-    return Path(os.environ.get("FOCALCAL_SHARED_DATA", Path("..") / "shared" / "data"))
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
+    """The folder of the datasets: ``data_dir`` if given, else ``$FOCALCAL_DATA``, else ``None``
+    (then only the datasets with a packaged copy, or a loader's own default, are found).
+
+    Example:
+        >>> import os
+        >>> os.environ["FOCALCAL_DATA"] = "/data"
+        >>> str(resolve_data_dir("my-data")), str(resolve_data_dir())
+        ('my-data', '/data')
+        >>> del os.environ["FOCALCAL_DATA"]
+    """
+    if data_dir is not None:
+        return Path(data_dir)
+    env = os.environ.get(DATA_ENV)
+    return Path(env) if env else None
 
 
 @dataclass(frozen=True)
@@ -89,11 +111,12 @@ class DatasetSpec:
     """One dataset × model row group of the report.
 
     ``roots`` are candidate locations of the data, first existing wins; placeholders:
-    ``{data}`` = the shared data folder, ``{demo}`` = the packaged demo embeddings, ``{out}`` =
-    the suite's output folder. Empty ``roots`` = the loader's default (``$FOCALCAL_DATA``).
-    ``ood`` entries are ``NAME`` or ``NAME:ROOT`` with the same placeholders. ``prepare``
-    (optional) derives data into ``{out}/data`` before training (subsets, corruptions); it gets
-    the resolved root and the output folder and must be idempotent.
+    ``{data}`` = the data folder (:func:`resolve_data_dir`), ``{demo}`` = the packaged demo
+    embeddings, ``{out}`` = the suite's output folder; ``{default}``, or empty ``roots``, is the
+    loader's own default location (``$FOCALCAL_DATA/<name>``, ...). ``ood`` entries are
+    ``NAME`` or ``NAME:ROOT`` with the same placeholders. ``prepare`` (optional) names a step
+    of :data:`PREPARE_STEPS` that derives data into ``{out}/data`` before training (subsets,
+    corruptions); it gets the resolved root and the output folder and is idempotent.
     """
 
     key: str
@@ -107,23 +130,28 @@ class DatasetSpec:
     ood: tuple[str, ...] = ()
     ood_options: Mapping[str, Any] = field(default_factory=dict)
     overrides: Mapping[str, Any] = field(default_factory=dict)
-    prepare: Callable[[str | None, Path], None] | None = None
+    prepare: str | None = None
 
-    def resolve_root(self, data_dir: Path, out_dir: Path) -> str | None:
-        """The first candidate of ``roots`` that exists (``None`` when ``roots`` is empty).
+    def resolve_root(self, data_dir: Path | None, out_dir: Path) -> str | None:
+        """The first candidate of ``roots`` that exists (``None``: the loader's default).
 
         Raises ``FileNotFoundError`` listing the candidates when none exists (a ``{out}`` root
         is produced by ``prepare`` and so is accepted before it exists).
         """
-        if not self.roots:
-            return None
-        paths = [_expand(r, data_dir, out_dir) for r in self.roots]
-        for raw, path in zip(self.roots, paths, strict=True):
+        looked = []
+        for raw in self.roots or ("{default}",):
+            if raw == "{default}":
+                return None
+            if "{data}" in raw and data_dir is None:
+                looked.append(raw)
+                continue
+            path = _expand(raw, data_dir, out_dir)
             if Path(path).exists() or raw.startswith("{out}"):
                 return path
+            looked.append(path)
         raise FileNotFoundError(
-            f"{self.key}: data not found; looked for {paths}. Pass --data-dir to the folder "
-            "holding the datasets (or set FOCALCAL_SHARED_DATA)"
+            f"{self.key}: data not found; looked for {looked}. Pass --data-dir (data_dir=) to "
+            f"the folder holding the datasets, or set {DATA_ENV}"
         )
 
 
@@ -159,6 +187,7 @@ class Suite:
     tune_epochs: int | None = None
     n_bootstrap: int = 1000
     tune_gamma: bool = True
+    ts_criterion: str = "ece"
 
     def select(self, datasets: list[str] | None = None, losses: list[str] | None = None) -> Suite:
         """The suite restricted to the named dataset and loss keys (unknown keys raise)."""
@@ -174,7 +203,7 @@ class Suite:
         loss: LossSpec,
         seed: int,
         *,
-        data_dir: Path,
+        data_dir: Path | None,
         out_dir: Path,
         gamma: float | None = None,
         **overrides: Any,
@@ -215,9 +244,10 @@ class Suite:
         ``gammas[(dataset_key, loss_key)]`` gives the tuned γ of losses with ``tune_gamma``
         (a tuned loss without it keeps its declared γ, or the config's DFL table value).
         ``overrides`` replace config fields of every run (``epochs``, ``devices``, ...).
+        ``data_dir`` follows :func:`resolve_data_dir`.
         """
         n_seeds = check_int(self.seeds if seeds is None else seeds, "seeds", min_value=1)
-        out, data = Path(out_dir), Path(data_dir) if data_dir else default_data_dir()
+        out, data = Path(out_dir), resolve_data_dir(data_dir)
         specs = []
         for ds in self.datasets:
             for loss in self.losses:
@@ -230,6 +260,14 @@ class Suite:
                     specs.append(RunSpec(ds.key, loss.key, seed, str(run_dir), cfg.to_dict()))
         return specs
 
+    def prepare_data(self, out_dir: Path, data_dir: Path | None) -> None:
+        """Derive the data of every dataset with a ``prepare`` step into ``OUT/data``."""
+        for ds in self.datasets:
+            if ds.prepare is not None:
+                out_root = bool(ds.roots) and ds.roots[0].startswith("{out}")
+                step = PREPARE_STEPS.factory(ds.prepare)
+                step(None if out_root else ds.resolve_root(data_dir, out_dir), out_dir)
+
 
 def _pick(items: tuple[Any, ...], keys: list[str] | None, what: str) -> tuple[Any, ...]:
     if not keys:
@@ -241,49 +279,138 @@ def _pick(items: tuple[Any, ...], keys: list[str] | None, what: str) -> tuple[An
     return tuple(item for item in items if item.key in keys)
 
 
-def _expand(text: str, data_dir: Path, out_dir: Path) -> str:
+def _expand(text: str, data_dir: Path | None, out_dir: Path) -> str:
+    if "{data}" in text and data_dir is None:
+        raise FileNotFoundError(
+            f"{text!r} needs the data folder: pass --data-dir (data_dir=) or set {DATA_ENV}"
+        )
     return text.format(data=data_dir, demo=DEMO_DATA, out=out_dir)
 
-
-# --------------------------------------------------------------------------- losses
-
-#: The papers' loss columns (Tao et al. 2023, Table 1; Mukhoti et al. 2020, Table 1).
-PAPER_LOSSES: tuple[LossSpec, ...] = (
-    LossSpec("ce", "Cross-entropy", "ce"),
-    LossSpec("brier", "Brier", "brier"),
-    # The papers trained the official MMCE_w, whose pair means are divided again by m², n², mn
-    # (REFERENCE §1.5); Kumar et al.'s normalisation collapses under the summed recipe (λ·N·MMCE_w).
-    LossSpec(
-        "mmce_weighted",
-        "MMCE (weighted, λ=2)",
-        "mmce_weighted",
-        options={"lam": 2.0, "convention": "official"},
-    ),
-    LossSpec("label_smoothing", "Label smoothing 0.05", "label_smoothing", options={"eps": 0.05}),
-    LossSpec("focal", "Focal (γ=3)", "focal", gamma=3.0),
-    LossSpec("flsd53", "FLSD-53", "flsd53"),
-    LossSpec("inverse_focal", "Inverse focal (γ=2)", "inverse_focal", gamma=2.0),
-    LossSpec("adafocal", "AdaFocal", "adafocal"),
-    LossSpec("dual_focal", "Dual focal", "dual_focal", tune_gamma=True),
-    LossSpec("dual_flsd53", "DFL-SD (dual FLSD-53)", "dual_flsd53"),
-)
 
 #: γ of a tuned loss when no search was run and the DFL table has no entry (the table's mode).
 UNTUNED_GAMMA = 5.0
 
+
+def load_study(path: str | Path) -> Suite:
+    """The :class:`Suite` declared in the study file at ``path``, checked before anything runs
+    (:func:`focalcal.training.study.read_study`)."""
+    study = read_study(path)
+    datasets = tuple(
+        DatasetSpec(
+            key=t["key"],
+            title=t.get("title", t["key"]),
+            dataset=t["dataset"],
+            model=t["model"],
+            roots=tuple(t["roots"]),
+            preset=t.get("preset", "cpu"),
+            dataset_options=t.get("dataset_options", {}),
+            model_options=t.get("model_options", {}),
+            ood=tuple(t["ood"]),
+            ood_options=t.get("ood_options", {}),
+            overrides=t["overrides"],
+            prepare=t.get("prepare"),
+        )
+        for t in study["datasets"]
+    )
+    for ds in datasets:
+        if ds.prepare is not None:
+            PREPARE_STEPS.factory(ds.prepare)  # unknown step names fail here
+    fields = ("seeds", "n_bootstrap", "tune_epochs", "tune_gamma", "ts_criterion")
+    return Suite(
+        name=study["name"],
+        description=study.get("description", f"study {study['name']} ({path})"),
+        datasets=datasets,
+        losses=tuple(_loss_spec(t) for t in study["losses"]),
+        **{k: study[k] for k in fields if k in study},
+        **({"gamma_grid": tuple(map(float, study["gamma_grid"]))} if "gamma_grid" in study else {}),
+    )
+
+
+def suite_from_config(
+    config: TrainConfig,
+    *,
+    gamma_grid: tuple[float, ...] | None = None,
+    tune_epochs: int | None = None,
+) -> Suite:
+    """A one-dataset, one-loss suite whose runs are ``config`` (one per seed), its loss tuned:
+    what ``focalcal tune-gamma`` runs on ``train``'s options.
+
+    Example:
+        >>> from focalcal.training import make_config
+        >>> cfg = make_config("npz", "mlp", "dual_focal", preset="cpu", data_root="news.npz")
+        >>> suite = suite_from_config(cfg, gamma_grid=(2.0, 5.0))
+        >>> [(d.key, loss.key, loss.tune_gamma) for d in suite.datasets for loss in suite.losses]
+        [('npz-mlp', 'dual_focal', True)]
+    """
+    ds = DatasetSpec(
+        key=f"{config.dataset}-{config.model}",
+        title=f"{config.dataset}, {config.model}",
+        dataset=config.dataset,
+        model=config.model,
+        roots=(config.data_root,) if config.data_root else (),
+        preset=config.preset,
+        dataset_options=dict(config.dataset_options),
+        model_options=dict(config.model_options),
+        ood=tuple(config.ood),
+        ood_options=dict(config.ood_options),
+        overrides={k: getattr(config, k) for k in sorted(RECIPE_FIELDS)},
+    )
+    loss = LossSpec(config.loss, config.loss, config.loss, None, dict(config.loss_options), True)
+    grid = {"gamma_grid": tuple(gamma_grid)} if gamma_grid is not None else {}
+    return Suite(
+        name=ds.key, description=f"{config.loss} on {ds.title}", datasets=(ds,), losses=(loss,),
+        seeds=1, tune_epochs=tune_epochs, **grid,
+    )  # fmt: skip
+
+
+def _loss_spec(table: dict[str, Any]) -> LossSpec:
+    return LossSpec(
+        key=table["key"],
+        label=table.get("label", table["key"]),
+        loss=table["loss"],
+        gamma=float(table["gamma"]) if "gamma" in table else None,
+        options=table.get("options", {}),
+        tune_gamma=table.get("tune_gamma", False),
+    )
+
+
 SUITES: Registry[Suite] = Registry("suite")
 
+#: The papers' loss columns (Tao et al. 2023, Table 1; Mukhoti et al. 2020, Table 1).
+PAPER_LOSSES: tuple[LossSpec, ...] = tuple(
+    _loss_spec({"loss": t["key"], **t})
+    for t in read_toml(STUDIES_DIR / "paper-losses.toml")["losses"]
+)
 
-def get_suite(name: str) -> Suite:
-    """The suite registered under ``name`` (unknown names list the valid ones)."""
+
+def _register_builtin_studies() -> None:
+    for path in sorted(STUDIES_DIR.glob("*.toml")):
+        head = read_toml(path)
+        if "datasets" in head:  # a suite (the loss sets have no datasets)
+            SUITES.register(head["name"], *head.get("aliases", ()))(partial(load_study, path))
+
+
+_register_builtin_studies()
+
+
+def get_suite(name: str | Path) -> Suite:
+    """The suite registered under ``name``, or the study in the file ``name`` (a path ending
+    in ``.toml``); unknown names list the valid ones."""
+    if isinstance(name, Path) or str(name).endswith(".toml"):
+        return load_study(name)
     return SUITES.get(name)
 
 
 # --------------------------------------------------------------------------- derived data
 
+#: ``name -> step(root, out_dir)`` deriving a dataset into ``OUT/data`` (``prepare = "..."``).
+PREPARE_STEPS: Registry[None] = Registry("prepare step")
+
+
 _CI_TRAIN, _CI_TEST = 1500, 600
 
 
+@PREPARE_STEPS.register("ci-subset")
 def _subset_npz(root: str | None, out_dir: Path) -> None:
     """Write ``{out}/data/ci-subset.npz``: a seeded random subset of the packaged embeddings."""
     target = out_dir / "data" / "ci-subset.npz"
@@ -305,6 +432,7 @@ CIFAR_C_GENERATED = ("gaussian_noise", 5)
 _CIFAR_C_FILE = "{out}/data/cifar10-c-" + "-".join(map(str, CIFAR_C_GENERATED)) + ".npz"
 
 
+@PREPARE_STEPS.register("cifar10-c")
 def _cifar10_c(root: str | None, out_dir: Path) -> None:
     """Write the CIFAR-10-C OOD set of ``cpu-vision``: the suite's CIFAR-10 test images with
     :data:`CIFAR_C_GENERATED` applied by :func:`focalcal.data.corrupt` (the recipe of Hendrycks
@@ -328,134 +456,3 @@ def _cifar10_c(root: str | None, out_dir: Path) -> None:
         y_test=labels,
         class_names=np.array(test.classes),
     )
-
-
-# --------------------------------------------------------------------------- suites
-
-_TEXT_ROOTS = ("{data}/20newsgroups/20news-bydate-minilm-l6.npz", "{demo}")
-
-SUITES.register("ci", "smoke")(
-    lambda: Suite(
-        name="ci",
-        description="2 losses × 1 seed × 3 epochs on a subset of the packaged 20NG embeddings",
-        datasets=(
-            DatasetSpec(
-                key="20ng-subset",
-                title="20 Newsgroups subset (1,500 train / 600 test MiniLM embeddings)",
-                dataset="npz",
-                model="mlp",
-                roots=("{out}/data/ci-subset.npz",),
-                model_options={"hidden": 64, "depth": 1},
-                overrides={"epochs": 3, "milestones": [2], "batch_size": 128},
-                prepare=_subset_npz,
-            ),
-        ),
-        losses=(PAPER_LOSSES[0], PAPER_LOSSES[8]),
-        seeds=1,
-        gamma_grid=(2.0, 5.0),
-        tune_epochs=2,
-        n_bootstrap=50,
-    )
-)
-
-SUITES.register("cpu-text", "text")(
-    lambda: Suite(
-        name="cpu-text",
-        description="20 Newsgroups MiniLM embeddings, 2×256 MLP, all losses, 3 seeds (CPU)",
-        datasets=(
-            DatasetSpec(
-                key="20ng",
-                title="20 Newsgroups (all-MiniLM-L6-v2 sentence embeddings), 2×256 MLP",
-                dataset="npz",
-                model="mlp",
-                roots=_TEXT_ROOTS,
-                model_options={"hidden": 256, "depth": 2},
-            ),
-        ),
-        losses=PAPER_LOSSES,
-    )
-)
-
-SUITES.register("cpu-vision", "vision")(
-    lambda: Suite(
-        name="cpu-vision",
-        description="CIFAR-10 (JPEG q75 copy) ResNet-8 and Fashion-MNIST small CNN, 15k-image "
-        "training subsets (CPU, about an hour per dataset)",
-        datasets=(
-            DatasetSpec(
-                key="cifar10-jpeg",
-                title="CIFAR-10 (JPEG q75 copy), ResNet-8",
-                dataset="imagefolder",
-                model="resnet8",
-                roots=("{data}/cifar10-jpeg",),
-                dataset_options={"val_size": 5000},
-                ood=("tiny_imagenet:{data}/tiny-imagenet-200", "npz:" + _CIFAR_C_FILE),
-                # sized for a few hours of 2 CPU cores: a fixed 15k-image stratified subset of
-                # the 45k training split is small enough for cross-entropy to overfit
-                overrides={"train_size": 15000, "epochs": 20, "milestones": [10, 15]},
-                prepare=_cifar10_c,
-            ),
-            DatasetSpec(
-                key="fashion-mnist",
-                title="Fashion-MNIST, small CNN",
-                dataset="fashion_mnist",
-                model="small_cnn",
-                roots=("/usr/share/datasets/fashion-mnist", "{data}/fashion-mnist"),
-                dataset_options={"val_size": 5000},
-                ood=("tiny_imagenet:{data}/tiny-imagenet-200",),
-                overrides={"train_size": 15000, "epochs": 15, "milestones": [8, 12]},
-            ),
-        ),
-        losses=PAPER_LOSSES,
-        seeds=1,  # about an hour per dataset on 2 CPU cores; --seeds 3 for error bars
-        gamma_grid=(2.0, 3.0, 5.0),
-        tune_epochs=5,
-    )
-)
-
-
-def _paper_datasets() -> tuple[DatasetSpec, ...]:
-    specs = []
-    for dataset in ("cifar10", "cifar100"):
-        # Mukhoti et al. (2020) §5: OOD = SVHN and CIFAR-10-C (Gaussian noise) for CIFAR-10 models
-        ood = ("svhn", "cifar10_c") if dataset == "cifar10" else ("svhn",)
-        for model in ("resnet50", "resnet110", "wide_resnet26_10", "densenet121"):
-            specs.append(
-                DatasetSpec(
-                    key=f"{dataset}-{model}",
-                    title=f"{dataset.upper().replace('CIFAR', 'CIFAR-')}, {model}",
-                    dataset=dataset,
-                    model=model,
-                    preset="paper",
-                    dataset_options={"val_size": 5000},
-                    ood=ood,
-                    # the papers' CIFAR-10-C set: Gaussian noise, severity 5 (REFERENCE §4)
-                    ood_options={"cifar10_c.corruption": "gaussian_noise", "cifar10_c.severity": 5},
-                )
-            )
-    specs.append(
-        DatasetSpec(
-            key="tiny_imagenet-resnet50",
-            title="Tiny-ImageNet, ResNet-50",
-            dataset="tiny_imagenet",
-            model="resnet50",
-            preset="paper",
-            dataset_options={"val_size": 10000},
-        )
-    )
-    return tuple(specs)
-
-
-SUITES.register("paper")(
-    lambda: Suite(
-        name="paper",
-        description="the papers' protocol: CIFAR-10/100 × ResNet-50/110, WRN-26-10, "
-        "DenseNet-121; Tiny-ImageNet ResNet-50 (GPUs)",
-        datasets=_paper_datasets(),
-        losses=PAPER_LOSSES,
-        seeds=1,
-        gamma_grid=(2.0, 3.0, 4.0, 5.0, 6.0, 7.0),
-        tune_epochs=100,
-        tune_gamma=False,
-    )
-)

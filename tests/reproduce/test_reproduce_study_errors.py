@@ -1,0 +1,95 @@
+"""A bad study file is refused before anything runs, naming the file, the table and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from focalcal.training import plan_runs, reproduce
+from focalcal.training.suites import get_suite, load_study
+
+GOOD = """\
+name = "mine"
+gamma_grid = [2.0, 5.0]
+
+[[datasets]]
+key = "news"
+dataset = "npz"
+model = "mlp"
+root = "news.npz"
+
+[[losses]]
+key = "ce"
+
+[[losses]]
+key = "dual_focal"
+tune_gamma = true
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_good_study_loads(tmp_path: Path) -> None:
+    suite = load_study(write(tmp_path, GOOD))
+    assert suite.name == "mine" and suite.gamma_grid == (2.0, 5.0)
+    assert [loss.key for loss in suite.losses] == ["ce", "dual_focal"]
+    assert suite.datasets[0].roots == (str(tmp_path / "news.npz"),)
+    assert get_suite(tmp_path / "study.toml") == suite
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('name = "mine"', 'name = "mine"\nsedes = 3', r"top-level table: unknown key 'sedes'"),
+        ('model = "mlp"', 'model = "mlp"\nmodel_option = {}', r"\[\[datasets\]\] #1: unknown key 'model_option'"),
+        ('key = "ce"', 'key = "ce"\nlable = "x"', r"\[\[losses\]\] #1: unknown key 'lable'"),
+        ('name = "mine"', 'name = "mine"\nseeds = "3"', r"top-level table: seeds: expected an integer, got '3'"),
+        ('name = "mine"', 'name = "mine"\ntune_gamma = 1', r"tune_gamma: expected true or false, got 1"),
+        ('dataset = "npz"', 'dataset = "cifar1000"', r"#1: dataset: unknown dataset 'cifar1000'; expected one of"),
+        ('model = "mlp"', 'model = "resnet1000"', r"#1: model: unknown model 'resnet1000'"),
+        ('key = "ce"', 'key = "cee"', r"\[\[losses\]\] #1: loss: unknown loss 'cee'"),
+        ('key = "ce"', 'key = "ce"\noptions = { gama = 2.0 }', r"#1: options: the loss 'ce' refused them"),
+        ("[2.0, 5.0]", "[2.0, -1.0]", r"top-level table: gamma_grid: expected finite γ >= 0, got -1"),
+        ("[2.0, 5.0]", "[]", r"gamma_grid: expected at least one γ"),
+        ('root = "news.npz"', 'root = "news.npz"\noverrides = { epoch = 3 }', r"#1: overrides: unknown recipe keys \['epoch'\]"),
+        ('key = "ce"', 'key = "dual_focal"', r"\[\[losses\]\]: keys must be unique"),
+    ],
+)  # fmt: skip
+def test_each_mistake_is_named(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(ValueError, match=message) as err:
+        load_study(path)
+    assert str(path) in str(err.value)
+
+
+def test_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('model = "mlp"', "model = mlp"))
+    with pytest.raises(ValueError, match=r"invalid TOML: .*line 7") as err:
+        load_study(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_tables_and_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"top-level table: missing 'datasets', 'losses'"):
+        load_study(write(tmp_path, 'name = "x"\n'))
+    with pytest.raises(ValueError, match=r"losses: unknown loss set 'papers'"):
+        load_study(write(tmp_path, 'losses = "papers"\n' + GOOD.split("[[losses]]")[0]))
+    with pytest.raises(FileNotFoundError, match="study: no file at"):
+        get_suite(tmp_path / "absent.toml")
+
+
+def test_nothing_runs_before_the_data_is_found(tmp_path: Path) -> None:
+    # the file is valid, its data is absent: refused before any folder is made or run trained
+    path = write(tmp_path, GOOD)
+    out = tmp_path / "out"
+    with pytest.raises(FileNotFoundError, match=r"news: data not found"):
+        reproduce(path, out, echo=lambda _: None)
+    assert not out.exists()
+    with pytest.raises(FileNotFoundError, match=r"news: data not found"):
+        plan_runs(path, out)

@@ -129,3 +129,13 @@ def add_evaluation_options(parser: argparse.ArgumentParser, n_bootstrap: int = 1
         help=f"bootstrap resamples for the 95%% intervals (default {n_bootstrap}; 0: none)",
     )
     parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap")
+
+
+def evaluation_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of ``evaluate_run`` / ``compare_runs`` that :func:`add_evaluation_options`
+    declares."""
+    return {
+        "ts_criterion": args.ts_criterion,
+        "n_bootstrap": args.n_bootstrap,
+        "seed": args.bootstrap_seed,
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._options import add_evaluation_options, key_value
+from ._options import add_evaluation_options, evaluation_settings, key_value
 
 
 def register(subparsers: Any) -> None:
@@ -85,9 +85,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_run(
         args.run,
-        ts_criterion=args.ts_criterion,
-        n_bootstrap=args.n_bootstrap,
-        seed=args.bootstrap_seed,
+        **evaluation_settings(args),
         out_dir=args.out,
         recompute_logits=args.recompute_logits,
         ood=args.ood,
@@ -104,9 +102,7 @@ def _compare(args: argparse.Namespace) -> int:
     table = compare_runs(
         args.runs,
         baseline=args.baseline,
-        ts_criterion=args.ts_criterion,
-        n_bootstrap=args.n_bootstrap,
-        seed=args.bootstrap_seed,
+        **evaluation_settings(args),
         out_dir=args.out,
         diagrams=args.diagrams,
     )

@@ -8,7 +8,13 @@ from typing import Any
 
 from ..training.config import read_config_file
 from ._errors import Interrupted
-from ._options import add_config_options, add_evaluation_options, flag_of, given_fields
+from ._options import (
+    add_config_options,
+    add_evaluation_options,
+    evaluation_settings,
+    flag_of,
+    given_fields,
+)
 
 _REQUIRED = ("dataset", "model", "loss")
 
@@ -116,9 +122,7 @@ def _train(args: argparse.Namespace) -> int:
 
         result = evaluate_run(
             run_dir,
-            ts_criterion=args.ts_criterion,
-            n_bootstrap=args.n_bootstrap,
-            seed=args.bootstrap_seed,
+            **evaluation_settings(args),
         )
         print(format_report(result))
     return 0

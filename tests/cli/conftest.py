@@ -76,3 +76,20 @@ def train_args() -> Callable[..., list[str]]:
 def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``run_cli(args)``: ``python -m focalcal.cli ARGS`` in a fresh process with one thread."""
     return _run_cli
+
+
+def _error_line(stderr: str, command: str = "train") -> str:
+    """The error of a failed command: the last line of ``stderr``, ``focalcal COMMAND: error:
+    …``, the only such line, and no traceback (Lightning's info lines may come before it)."""
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    prefix = f"focalcal {command}: error: "
+    assert lines and lines[-1].startswith(prefix), lines[-5:]
+    assert sum(line.startswith("focalcal ") for line in lines) == 1, lines[-5:]
+    return lines[-1]
+
+
+@pytest.fixture(scope="session")
+def error_line() -> Callable[..., str]:
+    """``error_line(stderr, command="train")``: the one-line error of a failed command."""
+    return _error_line

@@ -1,4 +1,5 @@
-"""Config, presets and the DFL γ table against the papers' protocol (REFERENCE §5)."""
+"""Config, presets and the DFL γ table against the papers' protocol (Mukhoti et al. 2020 §5,
+Tao et al. 2023 §5); the config declaration that the `focalcal train` options come from."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from focalcal.training.config import (
     save_config,
 )
 
-# The published tables (DFL-ICML README / author's issue #1), restated independently here.
+# The published tables (the DFL authors' code release), restated independently here.
 PUBLISHED_DFL_GAMMA = {
     "cifar10": {"resnet50": 5, "resnet110": 4.5, "wide_resnet26_10": 2.6, "densenet121": 5},
     "cifar100": {"resnet50": 5, "resnet110": 6.1, "wide_resnet26_10": 3.9, "densenet121": 3.4},
@@ -140,3 +141,94 @@ def test_paper_suite_uses_the_papers_cifar10_c_set() -> None:
             "severity": 5,
         }
         assert ood_options_for("svhn", spec.ood_options) == {}
+
+
+# ----------------------------------------------------------------------------- the declaration
+
+
+def test_every_field_declares_its_option():
+    import dataclasses
+
+    from focalcal.training.config import RUNTIME_FIELDS
+
+    for spec in dataclasses.fields(TrainConfig):
+        assert spec.metadata["help"].strip(), spec.name
+        assert spec.metadata["group"] in ("what", "recipe", "hardware"), spec.name
+    # the hardware may change when a run is resumed; the recipe (and determinism) may not
+    assert RUNTIME_FIELDS == {"accelerator", "devices", "num_nodes", "strategy", "precision",
+                              "num_workers"}  # fmt: skip
+
+
+def test_train_flags_are_generated_from_the_declaration(capsys):
+    """Every field is a `focalcal train` option with its declared help, type and choices."""
+    import dataclasses
+
+    from focalcal.cli import build_parser
+
+    parser = build_parser()
+    train = next(a for a in parser._actions if a.dest == "command").choices["train"]
+    options = [a for a in train._actions if a.option_strings]
+    for spec in dataclasses.fields(TrainConfig):
+        action = next(a for a in options if a.dest == spec.name)  # --grad-clip, then --no-…
+        if not spec.metadata.get("hidden"):
+            assert action.help == spec.metadata["help"], spec.name
+        assert action.choices == spec.metadata.get("choices"), spec.name
+    args = parser.parse_args(["train", "--epochs", "3", "--lr", "0.5", "--milestones",
+                              "--no-grad-clip", "--loss-option", "lam=2", "--devices", "2"])  # fmt: skip
+    assert (args.epochs, args.lr, args.milestones, args.grad_clip) == (3, 0.5, [], None)
+    assert (args.loss_options, args.devices) == ([("lam", 2)], 2)
+    assert not hasattr(args, "batch_size")  # not given: the preset or --config decides
+
+
+def test_config_from_values_keeps_an_explicit_none():
+    from focalcal.training.config import config_from_values
+
+    cfg = config_from_values({"dataset": "cifar10", "model": "resnet50", "grad_clip": None})
+    assert cfg.grad_clip is None and cfg.epochs == 350  # the rest from the paper preset
+    cfg = config_from_values({"dataset": "cifar100", "model": "resnet110", "loss": "dual_focal"})
+    assert cfg.gamma == 6.1  # the DFL table, as make_config
+    with pytest.raises(ValueError, match="config: missing model"):
+        config_from_values({"dataset": "cifar10"})
+    with pytest.raises(TypeError, match=r"unknown config fields \['colour'\]"):
+        config_from_values({"dataset": "cifar10", "model": "mlp", "colour": "red"})
+
+
+def test_config_files_json_and_toml(tmp_path):
+    from focalcal.training.config import read_config_file
+
+    (tmp_path / "a.toml").write_text('dataset = "npz"\nmilestones = [2, 3]\ngrad_clip = 1.5\n')
+    assert read_config_file(tmp_path / "a.toml") == {
+        "dataset": "npz", "milestones": [2, 3], "grad_clip": 1.5,
+    }  # fmt: skip
+    saved = make_config("cifar10", "resnet50", "dual_focal")
+    save_config(saved, tmp_path / "config.json")
+    assert TrainConfig(**read_config_file(tmp_path / "config.json")) == saved
+    (tmp_path / "bad.json").write_text('{"dataset": "npz", "colour": 1}')
+    with pytest.raises(ValueError, match=r"unknown key 'colour' in .*bad\.json"):
+        read_config_file(tmp_path / "bad.json")
+    (tmp_path / "cut.json").write_text('{"dataset": "np')
+    with pytest.raises(ValueError, match=r"cut\.json is not valid JSON"):
+        load_config(tmp_path / "cut.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must hold a table of fields, got list"):
+        read_config_file(tmp_path / "list.json")
+
+
+@pytest.mark.parametrize(
+    ("devices", "error", "match"),
+    [
+        (0, ValueError, "devices: expected a count >= 1"),
+        (-2, ValueError, "got -2"),
+        ("0,x", ValueError, "device indices"),
+        (True, TypeError, "devices: expected a count"),
+        (1.5, TypeError, "devices: expected a count"),
+    ],
+)
+def test_devices_are_checked(devices, error, match):
+    with pytest.raises(error, match=match):
+        make_config("cifar10", "resnet50", "ce", devices=devices)
+
+
+def test_valid_devices():
+    for devices in (1, 8, -1, "auto", "0,1", "3"):
+        assert make_config("cifar10", "resnet50", "ce", devices=devices).devices == devices

@@ -18,37 +18,61 @@ Example:
     6.1
 """
 
-from .compare import compare_runs
-from .config import TrainConfig, load_config, make_config, save_config
-from .demo import run_demo
-from .evaluate import evaluate_run, format_report
-from .launchers import LaunchOptions
-from .reproduce import RunPlan, plan_runs, reproduce
-from .run import CorruptRunFileError, RunExistsError, load_model, read_run_config, train
-from .runs import RunMismatchError
-from .suites import SUITES, get_suite
-from .tuning import tune_gamma
+from __future__ import annotations
 
-__all__ = [
-    "SUITES",
-    "CorruptRunFileError",
-    "LaunchOptions",
-    "RunExistsError",
-    "RunMismatchError",
-    "RunPlan",
-    "TrainConfig",
-    "compare_runs",
-    "evaluate_run",
-    "format_report",
-    "get_suite",
-    "load_config",
-    "load_model",
-    "make_config",
-    "plan_runs",
-    "read_run_config",
-    "reproduce",
-    "run_demo",
-    "save_config",
-    "train",
-    "tune_gamma",
-]
+import importlib
+import sys
+import types
+from typing import Any
+
+# Submodules are imported on first use (PEP 562), so that `focalcal --help` can read the config
+# declarations in `focalcal.training.config` without importing torch and Lightning.
+_HOMES = {
+    "SUITES": "suites",
+    "CorruptRunFileError": "run",
+    "LaunchOptions": "launchers",
+    "RunExistsError": "run",
+    "RunMismatchError": "runs",
+    "RunPlan": "reproduce",
+    "TrainConfig": "config",
+    "compare_runs": "compare",
+    "evaluate_run": "evaluate",
+    "format_report": "evaluate",
+    "get_suite": "suites",
+    "load_config": "config",
+    "load_model": "run",
+    "make_config": "config",
+    "plan_runs": "reproduce",
+    "read_run_config": "run",
+    "reproduce": "reproduce",
+    "run_demo": "demo",
+    "save_config": "config",
+    "train": "run",
+    "tune_gamma": "tuning",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f".{_HOMES[name]}", __name__)
+    return getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """``focalcal.training.reproduce`` is the function, as an eager ``from .reproduce import
+    reproduce`` would leave it, even after the import system binds the submodule of that name."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in _HOMES and _HOMES[name] == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -236,8 +236,3 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-# Transitional: the single-file cli.py imports register_cli from here; the focalcal.cli package
-# replaces both, and this line goes with src/focalcal/training/_reproduce_cli.py.
-from ._reproduce_cli import register_cli  # noqa: E402, F401

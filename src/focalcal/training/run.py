@@ -46,7 +46,7 @@ from ..data import (
     stratified_subset_indices,
 )
 from ..models import check_compatibility, get_model
-from .config import TrainConfig, load_config, save_config
+from .config import RUNTIME_FIELDS, TrainConfig, load_config, save_config
 from .predict import predict_logits
 
 __all__ = [
@@ -73,13 +73,6 @@ CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 LOGITS_FILE = "logits.npz"
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
-
-
-#: Config fields that may differ between the first attempt of a run and its continuation:
-#: where and how fast it runs, never what it computes.
-RUNTIME_FIELDS = frozenset(
-    {"accelerator", "devices", "num_nodes", "strategy", "precision", "num_workers"}
-)
 
 
 class RunExistsError(FileExistsError):

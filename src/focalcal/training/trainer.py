@@ -3,11 +3,17 @@
 Distribution is Lightning's own: ``devices``, ``num_nodes`` and ``strategy`` go to the Trainer
 unchanged, so a run works on one CPU, one GPU, ``torchrun --nproc-per-node N`` and SLURM
 (``srun``), which Lightning detects from the environment.
+
+**Signals.** On SIGTERM (what SLURM and Kubernetes send before a kill) Lightning stops at the
+next batch; on SIGINT (Ctrl-C) it shuts down at once. Either way the checkpoint of the last
+completed epoch stays in place (it is written atomically), so the run can be resumed;
+:func:`stopping_signal` tells which signal ended ``trainer.fit``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +25,66 @@ L = require("lightning", "train")
 from lightning.pytorch.callbacks import Checkpoint  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger  # noqa: E402
 from lightning.pytorch.plugins.io import TorchCheckpointIO  # noqa: E402
+from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E402
 
-__all__ = ["AtomicCheckpointIO", "EpochCheckpoint", "make_trainer", "seed_everything"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "EpochCheckpoint",
+    "check_hardware",
+    "make_trainer",
+    "seed_everything",
+    "stopping_signal",
+]
+
+_GPU_NAMES = ("gpu", "cuda")
+
+
+def check_hardware(accelerator: str, devices: int | str) -> None:
+    """Refuse an accelerator or a device count this machine cannot give, before any file is
+    written (Lightning would fail later, inside the Trainer, with a long traceback).
+
+    Example:
+        >>> check_hardware("cpu", 1)
+        >>> check_hardware("tpu9", 1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: accelerator: unknown 'tpu9'; expected one of: auto, cpu, cuda, gpu, ...
+    """
+    import torch
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    known = sorted({"auto", "gpu", *AcceleratorRegistry.available_accelerators()})
+    if accelerator not in known:
+        raise ValueError(
+            f"accelerator: unknown {accelerator!r}; expected one of: {', '.join(known)}"
+        )
+    if accelerator in _GPU_NAMES and not torch.cuda.is_available():
+        raise ValueError(
+            f"accelerator: {accelerator!r} asks for a GPU, but no CUDA GPU is visible; install "
+            "the CUDA build of torch or use --accelerator cpu"
+        )
+    if accelerator in _GPU_NAMES and isinstance(devices, int) and devices > 0:
+        visible = torch.cuda.device_count()
+        if devices > visible:
+            raise ValueError(
+                f"devices: {devices} GPUs asked for, but {visible} visible; pass --devices "
+                f"{visible} or fewer"
+            )
+
+
+def stopping_signal(error: BaseException) -> int | None:
+    """The signal that ended ``trainer.fit`` with ``error``, or ``None`` if none did.
+
+    Lightning raises ``SIGTERMException`` (a ``SystemExit`` with status 0) after SIGTERM, and
+    turns the ``KeyboardInterrupt`` of SIGINT into ``sys.exit(1)`` inside its handler (so the
+    interrupt is the exit's ``__context__``).
+    """
+    for cause in (error, error.__context__):
+        if isinstance(cause, SIGTERMException):
+            return int(signal.SIGTERM)
+        if isinstance(cause, KeyboardInterrupt):
+            return int(signal.SIGINT)
+    return None
 
 
 def seed_everything(seed: int) -> None:
@@ -64,6 +128,7 @@ def make_trainer(
 ) -> Any:
     """A ``lightning.Trainer`` for ``config`` logging into ``run_dir/logs`` (a resumed run logs
     into ``logs/resume-K`` so that the first attempt's logs are kept)."""
+    check_hardware(config.accelerator, config.devices)
     version = ""
     if resume:
         version = f"resume-{len(list((run_dir / 'logs').glob('resume-*'))) + 1}"

@@ -1,0 +1,7 @@
+"""``python -m focalcal.cli``: the ``focalcal`` command (also what ``torchrun -m`` starts)."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,193 @@
+"""``focalcal reproduce`` and ``focalcal tune-gamma``: run a declared suite of trainings."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._options import add_hardware_options, given_fields, key_value
+
+_REPRODUCE_EXAMPLES = """\
+examples:
+  focalcal reproduce --suite ci
+  focalcal reproduce --suite cpu-text --seeds 3 --out reproduce-cpu-text
+  focalcal reproduce --suite paper --launcher slurm --executor-option slurm_partition=gpu \\
+      --executor-option gpus_per_node=1
+  # DDP on 4 GPUs per run: one SLURM task per GPU, Lightning reads the SLURM env
+  focalcal reproduce --suite paper --launcher slurm --devices 4 --strategy ddp \\
+      --executor-option gpus_per_node=4 --executor-option tasks_per_node=4
+"""
+
+
+def _add_suite_options(p: argparse.ArgumentParser) -> None:
+    """The options ``reproduce`` and ``tune-gamma`` share: which suite, where, how launched."""
+    p.add_argument(
+        "--suite",
+        required=True,
+        help="suite name (see: focalcal list suites) or a study file study.toml",
+    )
+    p.add_argument("--datasets", nargs="+", metavar="KEY", help="only these dataset keys")
+    p.add_argument("--out", help="output folder (default ./reproduce-SUITE)")
+    p.add_argument(
+        "--data-dir",
+        help="folder holding the real datasets (default: the documented search order)",
+    )
+    p.add_argument(
+        "--launcher",
+        default="inline",
+        choices=("inline", "none", "local", "slurm"),
+        help="inline: runs one after the other in this process (default); local / slurm: one "
+        "submitit job per run on this machine / on a SLURM cluster",
+    )
+    p.add_argument("--timeout-min", type=int, default=60 * 24, help="submitit job time limit")
+    p.add_argument(
+        "--executor-option",
+        action="append",
+        type=key_value,
+        metavar="KEY=VALUE",
+        help="submitit executor parameter (repeatable), e.g. slurm_partition=gpu gpus_per_node=4",
+    )
+    add_hardware_options(p, "overrides for every run")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``reproduce`` and ``tune-gamma`` subcommands."""
+    _register_reproduce(subparsers)
+    p = subparsers.add_parser(
+        "tune-gamma",
+        help="choose the Dual Focal Loss γ of a suite on the validation split",
+        description="One short run per γ of the grid (seed 1); the γ with the lowest "
+        "validation ECE (15 bins, before temperature scaling) wins, as in the DFL paper. "
+        "Writes OUT/tune-gamma/DATASET/LOSS.json; finished candidate runs are reused.",
+    )
+    _add_suite_options(p)
+    p.add_argument("--grid", type=float, nargs="+", metavar="G", help="γ candidates")
+    p.add_argument("--tune-epochs", type=int, help="epochs of each candidate run")
+    p.set_defaults(handler=_tune_gamma)
+
+
+def _register_reproduce(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "reproduce",
+        help="run a declared suite (losses × datasets × seeds) and publish the results tables",
+        description="Train and evaluate every run of a suite through the same code as "
+        "`focalcal train` (finished runs are skipped, interrupted ones resumed), choose DFL's γ "
+        "on the validation split, and write OUT/results.md: the papers' tables (error, ECE, "
+        "AdaECE, Classwise-ECE, NLL, pre / post temperature scaling) as mean ± std over seeds "
+        "with seed-averaged 95%% bootstrap intervals, OOD AUROC and overlaid reliability "
+        "diagrams.",
+        epilog=_REPRODUCE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_suite_options(p)
+    p.add_argument("--seeds", type=int, help="number of seeds (1..N; default: the suite's)")
+    p.add_argument("--losses", nargs="+", metavar="KEY", help="only these loss keys")
+    p.add_argument(
+        "--n-bootstrap", type=int, help="bootstrap resamples (default: the suite's; 0: none)"
+    )
+    p.add_argument(
+        "--run-bootstrap",
+        type=int,
+        default=0,
+        help="bootstrap resamples of each run's own report.md (default 0: none)",
+    )
+    p.add_argument(
+        "--ts-criterion",
+        choices=("ece", "nll"),
+        help="temperature: the papers' grid search on validation ECE or NLL (default: the suite's)",
+    )
+    tune = p.add_mutually_exclusive_group()
+    tune.add_argument(
+        "--tune-gamma",
+        dest="tune_gamma",
+        action="store_true",
+        default=None,
+        help="choose DFL's γ on the validation split first (default for the cpu suites)",
+    )
+    tune.add_argument(
+        "--no-tune-gamma",
+        dest="tune_gamma",
+        action="store_false",
+        help="use the declared γ / the DFL paper's table (default for the paper suite)",
+    )
+    p.add_argument("--gamma-grid", type=float, nargs="+", metavar="G", help="γ candidates")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs and their state; train nothing"
+    )
+    p.add_argument("--tune-epochs", type=int, help="epochs of each γ candidate run")
+    p.set_defaults(handler=_reproduce)
+
+
+def _out(args: argparse.Namespace) -> Path:
+    from ._library import suite_name
+
+    return Path(args.out or f"reproduce-{suite_name(args.suite)}")
+
+
+def _checked_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config overrides of every run, the hardware checked before anything is written."""
+    from ..training.trainer import check_hardware
+
+    overrides = given_fields(args)
+    check_hardware(overrides.get("accelerator", "auto"), overrides.get("devices", "auto"))
+    return overrides
+
+
+def _command_line(argv: list[str] | None) -> str:
+    """The command as typed, recorded in ``results.json``."""
+    return "focalcal " + shlex.join(sys.argv[1:] if argv is None else argv)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from ._library import library
+
+    common = {
+        "seeds": args.seeds,
+        "datasets": args.datasets,
+        "losses": args.losses,
+        "data_dir": args.data_dir,
+        "tune": args.tune_gamma,
+        **_checked_overrides(args),
+    }
+    if args.dry_run:
+        print("\n".join(library("plan_runs")(args.suite, args.out, **common).lines()))
+        return 0
+    report = library("reproduce")(
+        args.suite,
+        args.out,
+        **common,
+        launcher=args.launcher,
+        n_bootstrap=args.n_bootstrap,
+        run_bootstrap=args.run_bootstrap,
+        ts_criterion=args.ts_criterion,
+        gamma_grid=args.gamma_grid,
+        tune_epochs=args.tune_epochs,
+        timeout_min=args.timeout_min,
+        executor_options=dict(args.executor_option or []),
+        command=_command_line(args.argv),
+    )
+    print(Path(report).read_text())
+    return 0
+
+
+def _tune_gamma(args: argparse.Namespace) -> int:
+    from ._library import library
+
+    overrides = _checked_overrides(args)
+    out = _out(args)
+    options = tuple(dict(args.executor_option or []).items())
+    library("tune_gamma")(
+        args.suite,
+        out,
+        datasets=args.datasets,
+        grid=args.grid,
+        epochs=args.tune_epochs,
+        data_dir=args.data_dir,
+        launcher=args.launcher,
+        launch_options=library("LaunchOptions")(out / "submitit", args.timeout_min, options),
+        **overrides,
+    )
+    return 0

@@ -126,13 +126,15 @@ BOOLEAN_CALLS = [
 @pytest.mark.parametrize("value", ["false", 0, None, np.array([True])])
 @pytest.mark.parametrize(("argument", "call"), BOOLEAN_CALLS)
 def test_boolean_options_must_be_booleans(argument: str, call, value) -> None:
-    with pytest.raises(TypeError, match=f"{argument}: expected True or False, got"):
+    with pytest.raises(TypeError, match=f"{argument}: expected a bool \\(True or False\\), got"):
         call(value)
 
 
 @pytest.mark.parametrize("name", loss_names())
 def test_every_loss_module_checks_validate_as_a_boolean(name: str) -> None:
-    with pytest.raises(TypeError, match="validate: expected True or False, got 'false'"):
+    with pytest.raises(
+        TypeError, match="validate: expected a bool \\(True or False\\), got str 'false'"
+    ):
         get_loss(name, validate="false")
     get_loss(name, validate=np.bool_(False))(X, T)  # numpy booleans are booleans
 

@@ -64,7 +64,7 @@ PACKAGES = {
         *("ClasswiseECE", "SmoothECE", "BootstrapResult", "PairedBootstrapResult"),
         *("CalibrationBins", "accuracy", "adaece", "bootstrap_ci", "brier", "calibration_bins"),
         *("classwise_ece", "ece", "error", "mce", "nll", "ood", "paired_bootstrap", "rmsce"),
-        "smooth_ece",
+        *("smooth_ece", "binning", "coverage", "bootstrap_interval"),
     },
     "focalcal.calibration": {
         *("CALIBRATORS", "Calibrator", "LogitCalibrator", "ProbabilityCalibrator"),
@@ -84,6 +84,7 @@ MODULES = [
     "focalcal.metrics",
     "focalcal.metrics.binning",
     "focalcal.metrics.bootstrap",
+    "focalcal.metrics.coverage",
     "focalcal.metrics.functional",
     "focalcal.metrics.ood",
     "focalcal.metrics.smooth",

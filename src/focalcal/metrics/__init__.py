@@ -20,11 +20,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from focalcal.metrics import ood
+from focalcal.metrics import binning, coverage, ood
 from focalcal.metrics.bootstrap import (
     BootstrapResult,
     PairedBootstrapResult,
     bootstrap_ci,
+    bootstrap_interval,
     paired_bootstrap,
 )
 from focalcal.metrics.functional import (
@@ -63,10 +64,13 @@ __all__ = [
     "SmoothECE",
     "accuracy",
     "adaece",
+    "binning",
     "bootstrap_ci",
+    "bootstrap_interval",
     "brier",
     "calibration_bins",
     "classwise_ece",
+    "coverage",
     "ece",
     "error",
     "mce",

@@ -9,6 +9,12 @@ the lowest edge (0 for equal-width bins) goes to the first bin, unless the calle
 float32 confidences are compared with float32 edges, as in the papers' code.
 
 This module imports only torch, so the losses can use it without the metrics' dependencies.
+
+Example:
+    >>> import torch
+    >>> edges = equal_width_edges(4, dtype=torch.float64)
+    >>> assign_bins(torch.tensor([0.0, 0.25, 0.26, 1.0], dtype=torch.float64), edges)
+    tensor([0, 0, 1, 3])
 """
 
 from __future__ import annotations

@@ -148,6 +148,18 @@ def test_compare_table_has_every_column_and_p_values(two_runs, tmp_path, capsys)
     assert (tmp_path / "reliability_overlay_post.png").is_file()
 
 
+def test_compare_groups_seeds_unless_per_run(two_runs, capsys):
+    common = ["compare", *map(str, two_runs), "--n-bootstrap", "50", "--ts-criterion", "nll"]
+    assert main(common) == 0
+    grouped = capsys.readouterr().out.splitlines()
+    assert grouped[0].startswith("| group | n_seeds |")
+    assert any(line.startswith("| ") and "| 1 |" in line for line in grouped[2:4])
+    assert any(line.startswith("Estimates: plug-in binned metrics") for line in grouped)
+    assert main([*common, "--per-run"]) == 0
+    per_run = capsys.readouterr().out.splitlines()
+    assert per_run[0].startswith("| run |") and "n_seeds" not in per_run[0]
+
+
 def test_compare_refuses_runs_on_different_test_sets(two_runs, tmp_path):
     other = tmp_path / "other"
     other.mkdir()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._options import add_hardware_options, given_fields, key_value
+from ._options import add_config_options, add_hardware_options, given_fields, key_value
 
 _REPRODUCE_EXAMPLES = """\
 examples:
@@ -22,13 +22,18 @@ examples:
 """
 
 
-def _add_suite_options(p: argparse.ArgumentParser) -> None:
-    """The options ``reproduce`` and ``tune-gamma`` share: which suite, where, how launched."""
+def _add_suite_options(p: argparse.ArgumentParser, *, run_options: bool = False) -> None:
+    """The options ``reproduce`` and ``tune-gamma`` share: which suite, where, how launched.
+
+    With ``run_options`` (``tune-gamma``) the suite is optional and every ``focalcal train``
+    option is accepted instead: one run's dataset, model, loss and recipe."""
     p.add_argument(
         "--suite",
-        required=True,
-        help="suite name (see: focalcal list suites) or a study file study.toml",
-    )
+        required=not run_options,
+        help="suite name (see: focalcal list suites) or a study file study.toml"
+        + ("; or give one run with train's options (--dataset, --model, --loss, ...)"
+           if run_options else ""),
+    )  # fmt: skip
     p.add_argument("--datasets", nargs="+", metavar="KEY", help="only these dataset keys")
     p.add_argument("--out", help="output folder (default ./reproduce-SUITE)")
     p.add_argument(
@@ -50,7 +55,15 @@ def _add_suite_options(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="submitit executor parameter (repeatable), e.g. slurm_partition=gpu gpus_per_node=4",
     )
-    add_hardware_options(p, "overrides for every run")
+    if not run_options:
+        add_hardware_options(p, "overrides for every run")
+        return
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="JSON or TOML file of train options (without --suite); flags override it",
+    )
+    add_config_options(p)
 
 
 def register(subparsers: Any) -> None:
@@ -61,9 +74,12 @@ def register(subparsers: Any) -> None:
         help="choose the Dual Focal Loss γ of a suite on the validation split",
         description="One short run per γ of the grid (seed 1); the γ with the lowest "
         "validation ECE (15 bins, before temperature scaling) wins, as in the DFL paper. "
-        "Writes OUT/tune-gamma/DATASET/LOSS.json; finished candidate runs are reused.",
+        "Tunes every tuned loss of --suite, or the one run that train's options describe "
+        "(focalcal tune-gamma --dataset npz --data-root feats.npz --model mlp --loss dual_focal). "
+        "Prints the validation ECE of each γ and the choice; writes "
+        "OUT/tune-gamma/DATASET/LOSS.json; finished candidate runs are reused.",
     )
-    _add_suite_options(p)
+    _add_suite_options(p, run_options=True)
     p.add_argument("--grid", type=float, nargs="+", metavar="G", help="γ candidates")
     p.add_argument("--tune-epochs", type=int, help="epochs of each candidate run")
     p.set_defaults(handler=_tune_gamma)
@@ -77,7 +93,7 @@ def _register_reproduce(subparsers: Any) -> None:
         "`focalcal train` (finished runs are skipped, interrupted ones resumed), choose DFL's γ "
         "on the validation split, and write OUT/results.md: the papers' tables (error, ECE, "
         "AdaECE, Classwise-ECE, NLL, pre / post temperature scaling) as mean ± std over seeds "
-        "with seed-averaged 95%% bootstrap intervals, OOD AUROC and overlaid reliability "
+        "with seed-averaged 95% bootstrap intervals, OOD AUROC and overlaid reliability "
         "diagrams.",
         epilog=_REPRODUCE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -124,7 +140,27 @@ def _register_reproduce(subparsers: Any) -> None:
 def _out(args: argparse.Namespace) -> Path:
     from ._library import suite_name
 
+    if args.suite is None:
+        return Path(args.out or f"tune-gamma-{args.dataset}-{args.model}-{args.loss}")
     return Path(args.out or f"reproduce-{suite_name(args.suite)}")
+
+
+def _tuned(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """What ``tune-gamma`` tunes: ``--suite`` with overrides, or the one run of train's options
+    (its :class:`~focalcal.training.TrainConfig`, built as ``focalcal train`` builds it)."""
+    from ..training.config import read_config_file
+    from .train import new_config
+
+    if args.suite is not None:
+        if args.config:
+            raise ValueError("--config: give train options without --suite, not both")
+        return args.suite, _checked_overrides(args)
+    values = {**(read_config_file(args.config) if args.config else {}), **given_fields(args)}
+    from ..training.trainer import check_hardware
+
+    config = new_config(values)
+    check_hardware(config.accelerator, config.devices)
+    return config, {}
 
 
 def _checked_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,11 +212,11 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _tune_gamma(args: argparse.Namespace) -> int:
     from ._library import library
 
-    overrides = _checked_overrides(args)
+    tuned, overrides = _tuned(args)
     out = _out(args)
     options = tuple(dict(args.executor_option or []).items())
     library("tune_gamma")(
-        args.suite,
+        tuned,
         out,
         datasets=args.datasets,
         grid=args.grid,

@@ -15,14 +15,21 @@ def register(subparsers: Any) -> None:
         "compare",
         help="one table across runs with intervals and p-values against cross-entropy",
         description="Compare evaluated runs (evaluating those that are not): one table like the "
-        "papers' Table 1, 95%% intervals, and the paired-bootstrap p-value of each run's ECE "
-        "against the cross-entropy run on the same test set.",
+        "papers' Table 1, runs grouped by (dataset, model, loss, γ) with mean ± std over their "
+        "seeds, n_seeds, seed-averaged 95% intervals, and the paired-bootstrap p-value of each "
+        "group's ECE against the baseline group on the same test set (--per-run: one row per "
+        "run). Runs of different test sets are refused.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     add_evaluation_options(p)
     p.add_argument("--baseline", default="ce", help="loss of the reference run (default ce)")
     p.add_argument("--out", help="folder for compare.md / compare.json (default: print only)")
     p.add_argument("--diagrams", action="store_true", help="overlaid reliability diagrams")
+    p.add_argument(
+        "--per-run",
+        action="store_true",
+        help="one row per run instead of one per (dataset, model, loss, γ) group of seeds",
+    )
     p.set_defaults(handler=_compare)
 
     p = subparsers.add_parser(
@@ -51,7 +58,7 @@ def _register_evaluate(subparsers: Any) -> None:
         "evaluate",
         help="metrics pre/post temperature scaling, OOD AUROC, reliability diagrams",
         description="Evaluate a finished run: error, NLL, ECE, AdaECE, Classwise-ECE and smooth "
-        "ECE before and after temperature scaling (T fitted on the validation split), with 95%% "
+        "ECE before and after temperature scaling (T fitted on the validation split), with 95% "
         "bootstrap intervals; OOD AUROC; reliability diagrams; metrics.json and report.md.",
     )
     p.add_argument("run", metavar="RUN_DIR", help="a run folder written by focalcal train")
@@ -105,6 +112,7 @@ def _compare(args: argparse.Namespace) -> int:
         **evaluation_settings(args),
         out_dir=args.out,
         diagrams=args.diagrams,
+        per_run=args.per_run,
     )
     print(table["markdown"])
     return 0

@@ -59,7 +59,8 @@ def _requested(args: argparse.Namespace) -> dict[str, Any]:
     return {**values, **given_fields(args)}
 
 
-def _new_config(values: dict[str, Any]) -> Any:
+def new_config(values: dict[str, Any]) -> Any:
+    """The ``TrainConfig`` of ``values``; the dataset, model and loss must be given."""
     from ..training.config import config_from_values
 
     missing = [flag_of(name) for name in _REQUIRED if name not in values]
@@ -111,7 +112,7 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError("--resume: expected --out RUN_DIR naming the run to continue")
         config = _resumed_config(Path(args.out), values)
     else:
-        config = _new_config(values)
+        config = new_config(values)
     out = Path(args.out) if args.out else Path("runs") / _default_run_name(config)
     run_dir = _fit(config, out, args)
     if run_dir is None:  # a DDP process other than global rank 0: rank 0 reports

@@ -119,3 +119,9 @@ def get_loss(name: str, /, **kwargs: Any) -> nn.Module:
 def loss_names() -> list[str]:
     """Every name :func:`get_loss` accepts (aliases included), sorted."""
     return losses.names()
+
+
+# The fused linear layer + loss of language-model scale (focalcal.losses.linear).
+from focalcal.losses.linear import LinearCalibrationLoss, linear_calibration_loss  # noqa: E402
+
+__all__ += ["LinearCalibrationLoss", "linear_calibration_loss"]

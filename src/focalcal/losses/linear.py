@@ -475,7 +475,7 @@ class LinearCalibrationLoss(nn.Module):
             del options["gamma"]
         self.loss = loss
         self.reduction = reduction
-        self.chunk_size = None if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
+        self.chunk_size = None if chunk_size is None else check_int(chunk_size, "chunk_size", min_value=1)
         self.softcap = None if softcap is None else check_positive(softcap, "softcap")
         self.validate = validate
         self.criterion = _build_criterion(

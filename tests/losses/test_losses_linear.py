@@ -140,7 +140,8 @@ def test_num_items_in_batch_divides_the_sum():
     ref = _materialised("dual_focal", {}, *ref_leaves[:2], ref_leaves[2], target, "sum") / 40
     _close(got, ref.detach(), 1e-12)
     _close(got, summed / 40, 1e-12)
-    for a, e in zip(torch.autograd.grad(got, leaves), torch.autograd.grad(ref, ref_leaves)):
+    expected = torch.autograd.grad(ref, ref_leaves)
+    for a, e in zip(torch.autograd.grad(got, leaves), expected, strict=True):
         _close(a, e, 1e-10)
     as_tensor = linear_calibration_loss(
         hidden, weight, target, bias, num_items_in_batch=torch.tensor(40)
@@ -309,3 +310,13 @@ def test_bad_input_raises_a_clear_error(kwargs, error, match):
 def test_every_listed_loss_is_tested():
     # FLSc-532 differs from the tested FLSc-531 only in its schedule's numbers
     assert set(LINEAR_LOSSES) - {name for name, _ in CASES} == {"flsc532"}
+
+
+def test_second_backward_recomputes_the_same_gradient():
+    hidden, weight, bias, target = _inputs(torch.float64)
+    leaves = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
+    loss = linear_calibration_loss(*leaves[:2], target, leaves[2], chunk_size=6)
+    first = torch.autograd.grad(loss, leaves, retain_graph=True)  # the forward's gradients
+    second = torch.autograd.grad(loss, leaves, torch.tensor(3.0, dtype=torch.float64))
+    for a, b in zip(first, second, strict=True):
+        _close(b, 3 * a, 1e-12)

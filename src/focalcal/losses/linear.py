@@ -52,8 +52,13 @@ LINEAR_LOSSES: tuple[str, ...] = (
     "inverse_focal", "label_smoothing", "brier", "dft",
 )  # fmt: skip
 
-#: Default number of logits per chunk: 2^22 (16 MiB in fp32), i.e. ``2**22 // V`` tokens.
-CHUNK_LOGITS = 1 << 22
+#: The default chunk: ``H // 16`` tokens, at least 8, and at most ``2**24 // V`` (64 MiB of fp32
+#: logits). A chunk's temporaries (about four (chunk, V) tensors) then stay near a quarter of the
+#: weight's gradient (V, H), which any path holds, while the matmuls keep H / 16 tokens per pass
+#: over the weight (the weight is read twice and its gradient updated once per chunk).
+CHUNK_TOKENS_PER_WIDTH = 16
+CHUNK_MIN_TOKENS = 8
+CHUNK_MAX_LOGITS = 1 << 24
 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -195,6 +200,9 @@ def _sweep(
 
 
 class _LinearLoss(torch.autograd.Function):
+    """Forward sweeps the chunks and keeps the gradients for backward (scalar loss), or only the
+    values (per-token loss, whose backward sweeps again)."""
+
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
@@ -205,29 +213,30 @@ class _LinearLoss(torch.autograd.Function):
         plan: _Plan,
         scale: Tensor | None,
     ) -> Tensor:
-        ctx.plan = plan
-        ctx.per_token = scale is None
+        ctx.plan, ctx.scale, ctx.grads = plan, scale, None
         ctx.needs = tuple(ctx.needs_input_grad[:3])
-        if ctx.per_token:
+        ctx.save_for_backward(hidden, weight, bias, target)
+        if scale is None:
             # per-token weights arrive in backward, and ∂L/∂W = Σ_i w_i g_iᵀ h_i does not factor:
             # backward sweeps the chunks again (twice the matmuls, the same memory)
-            ctx.save_for_backward(hidden, weight, bias, target)
             return _sweep(plan, hidden, weight, bias, target, None, ctx.needs)[0]
         value, *grads = _sweep(plan, hidden, weight, bias, target, scale, ctx.needs)
-        ctx.save_for_backward(*grads)
-        ctx.dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
+        ctx.grads = grads  # an attribute, not a saved tensor, so backward can hand it over
         return value * scale
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        if ctx.per_token:
-            hidden, weight, bias, target = ctx.saved_tensors
-            _, *grads = _sweep(ctx.plan, hidden, weight, bias, target, grad_out, ctx.needs)
-            dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
-        else:
-            grads = [None if g is None else g * grad_out for g in ctx.saved_tensors]
-            dtypes = ctx.dtypes
+        hidden, weight, bias, target = ctx.saved_tensors
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:  # per-token loss, or a second backward (retain_graph): sweep again
+            weights = grad_out if ctx.scale is None else grad_out * ctx.scale
+            _, *grads = _sweep(ctx.plan, hidden, weight, bias, target, weights, ctx.needs)
+        elif bool(grad_out != 1):
+            grads = [None if g is None else g * grad_out for g in grads]
+        # else (loss.backward() sends 1) the forward's gradients are handed over with no other
+        # reference left, so autograd keeps them as .grad without copying a (V, H) tensor
+        dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
         out = [None if g is None else g.to(d) for g, d in zip(grads, dtypes, strict=True)]
         return (*out, None, None, None)
 
@@ -317,10 +326,13 @@ def _normaliser(
     return mean_denominator(flat_target, None, ignore_index, acc).reciprocal()
 
 
-def _chunk_size_of(chunk_size: Any, vocab: int) -> int:
-    if chunk_size is None:
-        return max(1, CHUNK_LOGITS // vocab)
-    return check_int(chunk_size, "chunk_size", min_value=1)
+def _chunk_size_of(chunk_size: Any, weight: Tensor) -> int:
+    """``chunk_size`` checked, or the default for a (V, H) weight (see ``CHUNK_TOKENS_PER_WIDTH``)."""
+    if chunk_size is not None:
+        return check_int(chunk_size, "chunk_size", min_value=1)
+    vocab, width = weight.shape
+    tokens = max(CHUNK_MIN_TOKENS, width // CHUNK_TOKENS_PER_WIDTH)
+    return max(1, min(tokens, CHUNK_MAX_LOGITS // vocab))
 
 
 def linear_calibration_loss(
@@ -374,8 +386,8 @@ def linear_calibration_loss(
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (shape of ``target``).
         num_items_in_batch: the mean's denominator instead of this batch's token count (> 0;
             ``reduction="mean"`` only).
-        chunk_size: tokens per chunk (≥ 1); default ``max(1, 2**22 // V)``, i.e. 16 MiB of fp32
-            logits per chunk.
+        chunk_size: tokens per chunk (≥ 1); default ``H // 16`` tokens, at least 8, at most
+            ``2**24 // V`` (64 MiB of fp32 logits).
         softcap: c > 0 for final-logit soft-capping :math:`c\tanh(z/c)` (Gemma 2), or None.
         validate: check label range and ``num_items_in_batch`` > 0 (one device sync each).
         options: further options of the loss (``eps``, ``convention`` for label smoothing).
@@ -410,7 +422,7 @@ def linear_calibration_loss(
         options["gamma"] = gamma
     plan = _Plan(
         _build_criterion(loss, "none" if reduction == "none" else "sum", ignore_index, options),
-        _chunk_size_of(chunk_size, vocab),
+        _chunk_size_of(chunk_size, weight),
         softcap,
     )
     return _apply(plan, hidden, weight, bias, flat_target, reduction, num_items_in_batch, validate)
@@ -475,7 +487,9 @@ class LinearCalibrationLoss(nn.Module):
             del options["gamma"]
         self.loss = loss
         self.reduction = reduction
-        self.chunk_size = None if chunk_size is None else check_int(chunk_size, "chunk_size", min_value=1)
+        self.chunk_size = (
+            None if chunk_size is None else check_int(chunk_size, "chunk_size", min_value=1)
+        )
         self.softcap = None if softcap is None else check_positive(softcap, "softcap")
         self.validate = validate
         self.criterion = _build_criterion(
@@ -504,7 +518,7 @@ class LinearCalibrationLoss(nn.Module):
         _check_layer(hidden, weight, bias)
         vocab = weight.shape[0]
         flat_target = _check_target(target, hidden, vocab, self.ignore_index, self.validate)
-        plan = _Plan(self.criterion, _chunk_size_of(self.chunk_size, vocab), self.softcap)
+        plan = _Plan(self.criterion, _chunk_size_of(self.chunk_size, weight), self.softcap)
         return _apply(
             plan, hidden, weight, bias, flat_target, self.reduction, num_items_in_batch,
             self.validate,

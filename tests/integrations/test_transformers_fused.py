@@ -192,7 +192,10 @@ def test_training_step_peak_memory_is_below_the_unfused_model_at_32k_vocabulary(
     vocab = 32_768
     ids, labels = _batch(vocab=vocab, batch=4, length=64)
     unfused = _llama(vocab, hidden=32).train()
-    fused = enable_fused_calibration_loss(_llama(vocab, hidden=32).train(), "dual_focal")
+    # 16-token chunks: 2 MiB of logits each (the default, 128 tokens, is sized for H >= 1024)
+    fused = enable_fused_calibration_loss(
+        _llama(vocab, hidden=32).train(), "dual_focal", chunk_size=16
+    )
 
     def step(model):
         def run():
@@ -201,7 +204,7 @@ def test_training_step_peak_memory_is_below_the_unfused_model_at_32k_vocabulary(
         return run
 
     unfused_peak, fused_peak = _peak_bytes(step(unfused)), _peak_bytes(step(fused))
-    logits_bytes = 4 * 64 * vocab * 4  # 32 MiB; the default chunk is 128 tokens
+    logits_bytes = 4 * 64 * vocab * 4  # 32 MiB
     # the unfused step holds the logits and their gradient; the fused one a chunk at a time
     assert fused_peak + logits_bytes < unfused_peak, (fused_peak, unfused_peak)
 

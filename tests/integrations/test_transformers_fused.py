@@ -4,6 +4,7 @@ model's own loss, the materialised focalcal loss, Trainer with gradient accumula
 from __future__ import annotations
 
 import copy
+import doctest
 
 import pytest
 import torch
@@ -218,3 +219,10 @@ def test_unsupported_models_are_refused():
         enable_fused_calibration_loss(model)
     with pytest.raises(ValueError, match="loss: expected a per-token loss"):
         enable_fused_calibration_loss(_llama(), "mmce")
+
+
+def test_docstring_example_runs():
+    import focalcal.integrations.transformers_fused as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -4,6 +4,8 @@ memory (no (N, V) allocation); errors."""
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 import torch
 from torch._C._profiler import _EventType
@@ -290,7 +292,7 @@ def test_no_allocation_of_n_by_v_elements(name, reduction):
         ({"softcap": -1.0}, ValueError, "softcap: expected a finite number > 0"),
         ({"reduction": "avg"}, ValueError, "reduction: expected one of"),
         ({"loss": "mmce"}, ValueError, "loss: expected a per-token loss"),
-        ({"loss": "nope"}, ValueError, "unknown loss 'nope'"),
+        ({"loss": "nope"}, ValueError, r"loss: expected one of \['ce'.*got 'nope'"),
         ({"loss": "ce", "gamma": 2.0}, TypeError, "gamma"),
         ({"weight_": None, "weight": None}, TypeError, "weight: expected a torch.Tensor"),
     ],
@@ -320,3 +322,10 @@ def test_second_backward_recomputes_the_same_gradient():
     second = torch.autograd.grad(loss, leaves, torch.tensor(3.0, dtype=torch.float64))
     for a, b in zip(first, second, strict=True):
         _close(b, 3 * a, 1e-12)
+
+
+def test_docstring_examples_run():
+    import focalcal.losses.linear as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

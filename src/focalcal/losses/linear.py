@@ -107,7 +107,7 @@ class _DFTLoss(WeightedLoss):
 
 def _build_criterion(loss: str, reduction: str, ignore_index: int, options: dict[str, Any]):
     """The per-chunk loss module: ``get_loss(loss, **options)`` with the chunk's reduction."""
-    from focalcal.losses import losses
+    from focalcal.losses import losses  # the package imports this module: import at call time
 
     if "weight" in options:
         raise TypeError(
@@ -119,6 +119,8 @@ def _build_criterion(loss: str, reduction: str, ignore_index: int, options: dict
         if options:
             raise TypeError(f"loss 'dft' takes no options, got {sorted(options)}")
         return _DFTLoss(**common)
+    if loss not in losses:
+        raise ValueError(f"loss: expected one of {list(LINEAR_LOSSES)} (or an alias), got {loss!r}")
     factory = losses.factory(loss)
     if factory not in {losses.factory(name) for name in LINEAR_LOSSES if name != "dft"}:
         raise ValueError(
@@ -126,6 +128,11 @@ def _build_criterion(loss: str, reduction: str, ignore_index: int, options: dict
             f"got {loss!r}, which needs batch-level statistics and cannot be fused"
         )
     return factory(**options, **common)
+
+
+def _accumulation_dtype(weight: Tensor) -> torch.dtype:
+    """float64 for float64 input, else float32: the dtype of the sums over chunks."""
+    return torch.float64 if weight.dtype == torch.float64 else torch.float32
 
 
 @dataclass
@@ -165,8 +172,10 @@ def _sweep(
     """One pass over the chunks: the loss (summed or per token) and, where ``needs`` asks, the
     gradients of hidden, weight and bias for the loss weighted by ``grad_scale`` (a scalar, or
     one weight per token for the per-token loss)."""
-    acc = torch.float64 if weight.dtype == torch.float64 else torch.float32
-    grad_h = torch.empty_like(hidden) if needs[0] else None
+    acc = _accumulation_dtype(weight)
+    grad_h = (
+        torch.empty(hidden.shape, dtype=hidden.dtype, device=hidden.device) if needs[0] else None
+    )
     grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if needs[1] else None
     grad_b = None
     if bias is not None and needs[2]:
@@ -440,7 +449,7 @@ def _apply(
     validate: bool,
 ) -> Tensor:
     """Run the fused function on validated input; the per-token result takes the target's shape."""
-    acc = torch.float64 if weight.dtype == torch.float64 else torch.float32
+    acc = _accumulation_dtype(weight)
     scale = _normaliser(
         num_items_in_batch, reduction, flat_target, plan.criterion.ignore_index, acc, validate
     )

@@ -13,8 +13,8 @@ The children run with glibc's ``MALLOC_MMAP_THRESHOLD_`` fixed at 128 KiB (Linux
 tensor is mapped on allocation and unmapped on free, and the resident peak is the peak of live
 tensors. With glibc's default dynamic threshold, freed blocks of tens of MB are kept and reused
 in fragments, and the resident peak of a chunked loop grows well past its live memory (the fused
-cross-entropy then read 537 MiB where the fused dual focal loss read 98 MiB). Every path runs under the same
-policy; both pay for first-touch page faults of their fresh tensors.
+cross-entropy then read 537 MiB where the fused dual focal loss read 98 MiB). Every path runs
+under the same policy; all pay for the first-touch page faults of their fresh tensors.
 
 Targets on CPU for dual focal and FLSD-53: peak memory ≤ 1/8 of the materialised cross-entropy
 path, time ≤ 1.25× it.

@@ -105,7 +105,9 @@ class _DFTLoss(WeightedLoss):
         return dft_loss(logits, target, **common)
 
 
-def _build_criterion(loss: str, reduction: str, ignore_index: int, options: dict[str, Any]):
+def _build_criterion(
+    loss: str, reduction: str, ignore_index: int, options: dict[str, Any]
+) -> nn.Module:
     """The per-chunk loss module: ``get_loss(loss, **options)`` with the chunk's reduction."""
     from focalcal.losses import losses  # the package imports this module: import at call time
 
@@ -283,7 +285,9 @@ def _check_layer(hidden: Any, weight: Any, bias: Any) -> None:
             )
 
 
-def _check_target(target: Any, hidden: Tensor, vocab: int, ignore_index: int, validate: bool):
+def _check_target(
+    target: Any, hidden: Tensor, vocab: int, ignore_index: int, validate: bool
+) -> Tensor:
     """Integer targets shaped like ``hidden`` without its last dim, in ``[0, V)`` or ignored."""
     tokens = tuple(hidden.shape[:-1])
     if isinstance(target, Tensor) and tuple(target.shape) != tokens:
@@ -307,7 +311,12 @@ def _check_target(target: Any, hidden: Tensor, vocab: int, ignore_index: int, va
 
 
 def _normaliser(
-    num_items_in_batch: Any, reduction: str, flat_target: Tensor, ignore_index: int, acc, validate
+    num_items_in_batch: Any,
+    reduction: str,
+    flat_target: Tensor,
+    ignore_index: int,
+    acc: torch.dtype,
+    validate: bool,
 ) -> Tensor | None:
     """The scale of the summed loss: 1 (sum), 1 / Σ counted tokens (mean), 1 / num_items_in_batch
     (Hugging Face's normalisation), or None for the per-token loss."""

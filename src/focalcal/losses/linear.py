@@ -207,6 +207,7 @@ def _sweep(
                 grad_w.add_(g.T @ h)
         if grad_b is not None:
             grad_b.add_(g.sum(0, dtype=acc))
+        del g  # before the next chunk's logits: one (chunk, V) tensor less at the peak
     value = torch.cat(values) if values[0].ndim else torch.stack(values).sum()
     return value, grad_h, grad_w, grad_b
 

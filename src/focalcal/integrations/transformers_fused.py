@@ -166,10 +166,10 @@ def _fused_training_forward(model: nn.Module, named: dict[str, Any]) -> Any:
         head.bias,
         num_items_in_batch=num_items_in_batch,
     )
-    return CausalLMOutputWithPast(
-        loss=loss,
-        logits=None,
-        cache=getattr(outputs, "cache", None),
-        hidden_states=getattr(outputs, "hidden_states", None),
-        attentions=getattr(outputs, "attentions", None),
-    )
+    # the base model's cache, hidden states and attentions, under this transformers' field names
+    carried = {
+        name: getattr(outputs, name, None)
+        for name in CausalLMOutputWithPast.__dataclass_fields__
+        if name not in ("loss", "logits")
+    }
+    return CausalLMOutputWithPast(loss=loss, logits=None, **carried)

@@ -39,7 +39,7 @@ __all__ = ["disable_fused_calibration_loss", "enable_fused_calibration_loss"]
 
 #: Config attributes with which a model's forward transforms the logits in a way the fused path
 #: does not reproduce.
-_UNSUPPORTED_CONFIG = ("logit_scale", "logits_scaling", "output_multiplier_scale")
+_UNSUPPORTED_CONFIG = ("logit_scale", "logits_scaling")
 #: The model's loss arguments; they go to the fused loss, not to the base model.
 _LOSS_ARGUMENTS = ("labels", "num_items_in_batch", "shift_labels", "logits_to_keep")
 

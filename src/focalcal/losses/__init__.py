@@ -53,6 +53,7 @@ from focalcal.losses.label_smoothing import (
     cross_entropy,
     label_smoothing_loss,
 )
+from focalcal.losses.linear import LinearCalibrationLoss, linear_calibration_loss
 from focalcal.losses.mbls import MbLSLoss, mbls_loss
 from focalcal.losses.mdca import MDCALoss, mdca_loss
 from focalcal.losses.mmce import MMCELoss, mmce_loss
@@ -72,6 +73,7 @@ __all__ = [
     "InverseFocalLoss",
     "LabelSmoothingLoss",
     "LambertWGamma",
+    "LinearCalibrationLoss",
     "MDCALoss",
     "MMCELoss",
     "MbLSLoss",
@@ -89,6 +91,7 @@ __all__ = [
     "get_loss",
     "inverse_focal_loss",
     "label_smoothing_loss",
+    "linear_calibration_loss",
     "loss_names",
     "mbls_loss",
     "mdca_loss",

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from focalcal.losses._kernel import GammaTable, focal_family_loss
 from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32
+from focalcal.losses._soft import check_label_smoothing, soft_focal_family_loss, uses_soft_path
 from focalcal.losses.gamma import GammaPolicy, get_gamma_policy
 
 __all__ = [
@@ -49,6 +50,7 @@ def focal_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     validate: bool = True,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     r"""Focal loss :math:`\ell_i = -(1 - p_{i,y_i})^{\gamma_i} \log p_{i,y_i}`.
 
@@ -60,7 +62,9 @@ def focal_loss(
 
     Args:
         logits: (N, C) or (N, C, d1, ...) unnormalised scores; fp16/bf16 are computed in fp32.
-        target: (N) or (N, d1, ...) integer class indices (or ``ignore_index``).
+        target: (N) or (N, d1, ...) integer class indices (or ``ignore_index``), or
+            (N, C, d1, ...) floating class probabilities (soft targets, e.g. Mixup):
+            :math:`-\sum_c q_c (1 - p_c)^{\gamma_c}\log p_c` (see :mod:`focalcal.losses._soft`).
         gamma: a number ≥ 0, a γ-policy name (``"flsd53"``, ``"flsd52"``, ``"flsd53_sst"``,
             ``"flsc531"``, ``"flsc532"``, ``"lambertw"``) or a
             :class:`~focalcal.losses.gamma.GammaPolicy`. Sample-dependent γ is computed from the
@@ -71,6 +75,10 @@ def focal_loss(
         reduction: ``"mean"`` (weighted mean: divided by the total weight of the counted items),
             ``"sum"`` (the official code's reduction) or ``"none"`` (shape of ``target``).
         validate: check finiteness and label range (one device sync); disable in hot loops.
+        label_smoothing: ε in [0, 1], as in :func:`torch.nn.functional.cross_entropy`: the target
+            becomes :math:`(1 - \varepsilon) q + \varepsilon / C` (at γ = 0 this is exactly
+            ``F.cross_entropy(..., label_smoothing=ε)``). Soft targets and smoothing take the eager
+            path (not the fused CPU kernel).
 
     Returns:
         A scalar, or the per-item losses (shape of ``target``) for ``reduction="none"``.
@@ -88,6 +96,12 @@ def focal_loss(
         >>> loss.backward()
     """
     policy = get_gamma_policy(gamma)
+    gamma_fn = lambda p_y, p_j: (gamma_of(policy, p_y), False)  # noqa: E731
+    if uses_soft_path(target, label_smoothing):
+        return soft_focal_family_loss(
+            logits, target, gamma_fn, weight=weight, ignore_index=ignore_index,
+            reduction=reduction, label_smoothing=label_smoothing, validate=validate,
+        )  # fmt: skip
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
     return focal_family_loss(
         logits,
@@ -95,7 +109,7 @@ def focal_loss(
         weight,
         ignore_index,
         reduction,
-        lambda p_y, p_j: (gamma_of(policy, p_y), False),
+        gamma_fn,
         gamma_table=gamma_table_of(policy),
     )
 
@@ -110,13 +124,15 @@ def inverse_focal_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     validate: bool = True,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     r"""Inverse focal loss :math:`\ell_i = -(1 + p_{i,y_i})^{\gamma}\log p_{i,y_i}`.
 
     .. math:: \ell_i = -(1 + p_{i,y_i})^{\gamma_i}\,\log p_{i,y_i}
 
     Up-weights confident samples (the opposite of focal loss); it is also the negative-γ branch of
-    official AdaFocal. Arguments and shapes as :func:`focal_loss`; γ ≥ 0. Neither paper's code
+    official AdaFocal. Arguments and shapes as :func:`focal_loss` (soft targets and
+    ``label_smoothing`` included); γ ≥ 0. Neither paper's code
     states the γ of its inverse-focal baseline; the default 2 is a common choice.
 
     Reference:
@@ -128,6 +144,12 @@ def inverse_focal_loss(
         >>> inverse_focal_loss(logits, torch.tensor([0]), gamma=1.0).backward()
     """
     policy = get_gamma_policy(gamma)
+    gamma_fn = lambda p_y, p_j: (gamma_of(policy, p_y), True)  # noqa: E731
+    if uses_soft_path(target, label_smoothing):
+        return soft_focal_family_loss(
+            logits, target, gamma_fn, weight=weight, ignore_index=ignore_index,
+            reduction=reduction, label_smoothing=label_smoothing, validate=validate,
+        )  # fmt: skip
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
     return focal_family_loss(
         logits,
@@ -135,7 +157,7 @@ def inverse_focal_loss(
         weight,
         ignore_index,
         reduction,
-        lambda p_y, p_j: (gamma_of(policy, p_y), True),
+        gamma_fn,
         gamma_table=gamma_table_of(policy, inverse=True),
     )
 
@@ -143,7 +165,8 @@ def inverse_focal_loss(
 class GammaLoss(WeightedLoss):
     """Base of the γ-based loss modules: holds the γ policy and forwards ``set_epoch``.
 
-    ``gamma=None`` means the subclass's ``default_gamma``.
+    ``gamma=None`` means the subclass's ``default_gamma``; ``label_smoothing`` as
+    :func:`focal_loss`.
     """
 
     default_gamma: float = 3.0
@@ -156,11 +179,13 @@ class GammaLoss(WeightedLoss):
         ignore_index: int = -100,
         reduction: str = "mean",
         validate: bool = True,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__(
             weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
         )
         self.gamma = get_gamma_policy(self.default_gamma if gamma is None else gamma)
+        self.label_smoothing = check_label_smoothing(label_smoothing)
 
     def set_epoch(self, epoch: int) -> None:
         """Advance an epoch-scheduled γ (FLSc-531); a no-op for other policies."""
@@ -191,7 +216,9 @@ class FocalLoss(GammaLoss):
     default_gamma = 3.0
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return focal_loss(logits, target, self.gamma, **self._common())
+        return focal_loss(
+            logits, target, self.gamma, label_smoothing=self.label_smoothing, **self._common()
+        )
 
 
 class InverseFocalLoss(GammaLoss):
@@ -209,4 +236,6 @@ class InverseFocalLoss(GammaLoss):
     default_gamma = 2.0
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return inverse_focal_loss(logits, target, self.gamma, **self._common())
+        return inverse_focal_loss(
+            logits, target, self.gamma, label_smoothing=self.label_smoothing, **self._common()
+        )

@@ -14,11 +14,17 @@ from torch import Tensor
 
 from focalcal._validation import check_choice, check_positive
 from focalcal.losses._reduce import WeightedLoss, compute_in_fp32, prepare, reduce_items
+from focalcal.losses._soft import reject_soft_target
 
 __all__ = ["MMCELoss", "laplacian_kernel_matvec", "mmce_loss", "mmce_penalty"]
 
 CONVENTIONS = ("kumar", "official")
 _MIN_WIDTH = 1e-3
+#: why MMCE takes hard labels only
+_NO_SOFT_FORM = (
+    "its kernel term compares confidence with correctness 1[argmax = y], which a distribution "
+    "over classes does not define"
+)
 
 
 def laplacian_kernel_matvec(r: Tensor, v: Tensor, width: float) -> Tensor:
@@ -166,6 +172,7 @@ def mmce_loss(
     if kernel_width < _MIN_WIDTH:
         raise ValueError(f"kernel_width: expected a width >= {_MIN_WIDTH}, got {kernel_width}")
     check_choice(convention, "convention", CONVENTIONS)
+    reject_soft_target(target, "mmce_loss", _NO_SOFT_FORM)
     x = prepare(logits, target, weight, ignore_index, reduction, validate)
     log_p = torch.log_softmax(x.logits, dim=1)
     ce = F.nll_loss(log_p, x.target, weight=x.weight, reduction="none") * x.valid

@@ -119,3 +119,9 @@ def get_loss(name: str, /, **kwargs: Any) -> nn.Module:
 def loss_names() -> list[str]:
     """Every name :func:`get_loss` accepts (aliases included), sorted."""
     return losses.names()
+
+
+# ---- sigmoid (binary / multi-label) focal loss ---------------------------------------------------
+from focalcal.losses.sigmoid import SigmoidFocalLoss, sigmoid_focal_loss  # noqa: E402
+
+__all__ += ["SigmoidFocalLoss", "sigmoid_focal_loss"]

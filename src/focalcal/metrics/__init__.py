@@ -89,3 +89,13 @@ __all__ = [
     "rmsce",
     "smooth_ece",
 ]
+
+# ---- independent sigmoid outputs: binary and per-label (marginal) ECE ----------------------------
+from focalcal.metrics.multilabel import (
+    BinaryECE,
+    MultilabelECE,
+    binary_ece,
+    multilabel_ece,
+)
+
+__all__ += ["BinaryECE", "MultilabelECE", "binary_ece", "multilabel_ece"]

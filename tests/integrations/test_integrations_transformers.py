@@ -243,7 +243,7 @@ def test_bad_arguments_raise_a_clear_error(tmp_path) -> None:
         calibration_loss_func("focal", ignore_index=0)
     with pytest.raises(ValueError, match=r"labels: expected shape \(2, 3\) \(B, T\)"):
         calibration_loss_func("focal", task="causal_lm")(torch.randn(2, 3, 4), torch.zeros(2, 2))
-    with pytest.raises(FileNotFoundError, match="temperature.json"):
+    with pytest.raises(FileNotFoundError, match=r"temperature\.json"):
         load_temperature(tmp_path)
 
 

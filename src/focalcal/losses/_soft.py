@@ -167,7 +167,7 @@ def runner_up_probs(log_p: Tensor) -> Tensor:
     num_classes = moved.shape[-1]
     key = moved.detach()
     sorted_values, order = torch.sort(key.flip(-1), dim=-1, stable=True)
-    position = torch.searchsorted(sorted_values, key.contiguous(), right=False) - 1
+    position = torch.searchsorted(sorted_values.contiguous(), key.contiguous(), right=False) - 1
     index = (num_classes - 1) - order.gather(-1, position.clamp_min(0))
     p_j = moved.gather(-1, index).exp() * (position >= 0)
     return p_j.movedim(-1, 1)

@@ -80,3 +80,12 @@ def test_bad_arguments_raise() -> None:
         sigmoid_focal_loss(logits, target, gamma=-1.0)
     with pytest.raises(TypeError, match="logits: expected a floating-point tensor"):
         sigmoid_focal_loss(torch.ones(3, 2, dtype=torch.long), torch.ones(3, 2))
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from focalcal.losses import sigmoid
+
+    result = doctest.testmod(sigmoid)
+    assert result.attempted > 0 and result.failed == 0

@@ -90,3 +90,12 @@ def test_bad_input_raises_a_clear_error(call, pattern) -> None:
     p, y = _data()
     with pytest.raises(ValueError, match=pattern):
         call(p, y)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from focalcal.metrics import multilabel
+
+    result = doctest.testmod(multilabel)
+    assert result.attempted > 0 and result.failed == 0

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from focalcal._optional import require
 from focalcal._validation import _describe, check_n_bins
-from focalcal.calibration import TemperatureScaling
+from focalcal.integrations._common import fit_temperature
 from focalcal.metrics import CalibrationMetrics
 
 L = require("lightning", "lightning")
@@ -155,13 +155,7 @@ class TemperatureScalingCallback(L.Callback):
                 "val_dataloaders= to trainer.fit or define val_dataloader()"
             )
         loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            logits, labels = self._collect(pl_module, loaders)
-        finally:
-            pl_module.train(was_training)
-        self.temperature_ = float(TemperatureScaling().fit(logits, labels).temperature_)
+        self.temperature_, _ = fit_temperature(pl_module, lambda: self._collect(pl_module, loaders))
         pl_module.temperature = self.temperature_
         if self.ckpt_path is not None:
             trainer.save_checkpoint(self.ckpt_path)

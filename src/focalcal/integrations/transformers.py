@@ -35,8 +35,8 @@ from torch import Tensor, nn
 
 from focalcal._optional import require
 from focalcal._validation import _describe, check_choice, check_n_bins
-from focalcal.calibration import TemperatureScaling
 from focalcal.data.io import atomic_write
+from focalcal.integrations._common import fit_temperature
 from focalcal.losses import get_loss
 from focalcal.metrics import CalibrationMetrics
 
@@ -323,15 +323,9 @@ class TemperatureScalingCallback(transformers.TrainerCallback):
                 "TemperatureScalingCallback: no evaluation dataloader to fit on; give the Trainer "
                 "an eval_dataset and an eval_strategy, or pass dataloader= to the callback"
             )
-        was_training = model.training
-        model.eval()
-        try:
-            logits, labels = self._collect(model, batches)
-        finally:
-            model.train(was_training)
-        self.temperature_ = float(TemperatureScaling().fit(logits, labels).temperature_)
+        self.temperature_, num_items = fit_temperature(model, lambda: self._collect(model, batches))
         if state.is_world_process_zero:
-            record = {"temperature": self.temperature_, "num_items": int(labels.numel())}
+            record = {"temperature": self.temperature_, "num_items": num_items}
             record["task"] = self.task
             text = json.dumps(record, indent=2) + "\n"
             atomic_write(Path(args.output_dir) / TEMPERATURE_FILE, lambda f: f.write(text.encode()))

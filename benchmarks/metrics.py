@@ -5,6 +5,8 @@
 2. ``focalcal.metrics.ece`` against torchmetrics ``MulticlassCalibrationError`` on the same
    probabilities (target: faster).
 3. Memory of the streaming state after 1,000,000 samples.
+4. Cost of the label-range check that ``validate=False`` keeps (one min/max over the labels), per
+   functional call and per streaming ``update`` of a batch, as a fraction of the whole call.
 
 Run: ``python benchmarks/metrics.py [--n 1000000] [--classes 100] [--repeats 5]``
 """
@@ -19,6 +21,7 @@ import torch
 from torchmetrics.classification import MulticlassCalibrationError
 
 from focalcal import metrics
+from focalcal._validation import check_label_range
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:
@@ -54,18 +57,8 @@ def state_bytes(metric: torch.nn.Module) -> int:
     return total
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--classes", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    n, c = args.n, args.classes
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(n, c, generator=g) * 3
-    labels = torch.randint(0, c, (n,), generator=g)
-    probs = logits.softmax(1)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, N={n:,}, C={c}, float32")
+def together_vs_softmax(logits: torch.Tensor, labels: torch.Tensor, repeats: int) -> None:
+    c = logits.shape[1]
 
     def three_together() -> object:
         m = metrics.CalibrationMetrics(from_logits=True, smooth=False, num_classes=c)
@@ -86,7 +79,7 @@ def main() -> None:
             "together": three_together,
             "functional": three_functional,
         },
-        args.repeats,
+        repeats,
     )
     print("\n1) ECE + AdaECE + Classwise-ECE from logits vs one softmax(dim=1).max(dim=1)")
     print(f"   softmax().max() pass                      {t['softmax_max'] * 1e3:8.1f} ms")
@@ -99,6 +92,9 @@ def main() -> None:
         f"   ratio {t['functional'] / t['softmax_max']:.2f}x   (target <= 3x)"
     )
 
+
+def against_torchmetrics(probs: torch.Tensor, labels: torch.Tensor, repeats: int) -> None:
+    c = probs.shape[1]
     tm_metric = MulticlassCalibrationError(num_classes=c, n_bins=15, norm="l1")
     tm_fast = MulticlassCalibrationError(num_classes=c, n_bins=15, norm="l1", validate_args=False)
 
@@ -114,7 +110,7 @@ def main() -> None:
             "tm": lambda: torchmetrics_ece(tm_metric),
             "tm_novalidate": lambda: torchmetrics_ece(tm_fast),
         },
-        args.repeats,
+        repeats,
     )
     print("\n2) ECE (15 bins) on the same probabilities vs torchmetrics MulticlassCalibrationError")
     print(
@@ -129,6 +125,9 @@ def main() -> None:
     b = float(torchmetrics_ece(tm_metric))
     print(f"   values: focalcal {a:.6f}  torchmetrics {b:.6f}")
 
+
+def streaming_state(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    n, c = logits.shape
     print(f"\n3) Streaming state after {n:,} samples (C={c}, 15 bins)")
     streams = {
         "ECE / MCE / RMSCE": metrics.ECE(from_logits=True),
@@ -142,6 +141,55 @@ def main() -> None:
         size = state_bytes(m)
         print(f"   {name:28s} {size:>12,d} bytes  ({size / 2**20:.2f} MiB)")
     print(f"   (the logits themselves: {logits.numel() * 4 / 2**20:,.0f} MiB)")
+
+
+def label_check_cost(probs: torch.Tensor, labels: torch.Tensor, repeats: int) -> None:
+    """What the label-range check adds to ``validate=False`` calls and updates."""
+    c = probs.shape[1]
+    print("\n4) Label-range check kept by validate=False (one min/max over the labels)")
+    t = interleaved(
+        {
+            "check": lambda: check_label_range(labels, c),
+            "ece": lambda: metrics.ece(probs, labels, validate=False),
+        },
+        repeats,
+    )
+    print(
+        f"   ece(validate=False), N={len(labels):,}: check {t['check'] * 1e3:.3f} ms of "
+        f"{t['ece'] * 1e3:.1f} ms = {t['check'] / t['ece']:.2%}"
+    )
+    for batch in (256, 4096):
+        p, y = probs[:batch], labels[:batch]
+        stream = metrics.ECE(validate=False)
+        calls = {
+            "check": lambda y=y: check_label_range(y, c),
+            "update": lambda p=p, y=y, stream=stream: stream.update(p, y),
+        }
+        t = interleaved(calls, 10 * repeats)
+        print(
+            f"   ECE(validate=False).update, batch {batch:5d}: check {t['check'] * 1e6:.1f} us of "
+            f"{t['update'] * 1e6:.1f} us = {t['check'] / t['update']:.2%} per update"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only-label-check", action="store_true", help="run section 4 only")
+    args = parser.parse_args()
+    n, c = args.n, args.classes
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(n, c, generator=g) * 3
+    labels = torch.randint(0, c, (n,), generator=g)
+    probs = logits.softmax(1)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, N={n:,}, C={c}, float32")
+    if not args.only_label_check:
+        together_vs_softmax(logits, labels, args.repeats)
+        against_torchmetrics(probs, labels, args.repeats)
+        streaming_state(logits, labels)
+    label_check_cost(probs, labels, args.repeats)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ Example:
     ...     return f"red{shade}"
     >>> colours.get("red", shade=2)
     'red2'
+    >>> _ = colours.register("green", "vert")(lambda: "green")
+    >>> colours.canonical("Vert")
+    'green'
     >>> colours.get("blue")
     Traceback (most recent call last):
     ...
-    ValueError: unknown colour 'blue'; expected one of: red
+    ValueError: unknown colour 'blue'; expected one of: green, red, vert
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
+        self._canonical: dict[str, str] = {}
 
     @staticmethod
     def _key(name: str) -> str:
@@ -46,20 +50,29 @@ class Registry(Generic[T]):
                 if key in self._factories:
                     raise ValueError(f"{self.kind} {n!r} is already registered")
                 self._factories[key] = factory
+                self._canonical[key] = self._key(name)
             return factory
 
         return decorator
 
-    def factory(self, name: str) -> Callable[..., T]:
-        """The factory registered under ``name``; unknown names list the valid ones."""
+    def canonical(self, name: str) -> str:
+        """The name ``name`` was registered under, for any of its aliases and spellings.
+
+        Every lookup keyed by a registered name (default hyper-parameter tables, labels) goes
+        through this, so an alias can never miss an entry that its canonical name has.
+        """
         if not isinstance(name, str):
             raise TypeError(f"{self.kind} name: expected a string, got {type(name).__name__}")
         try:
-            return self._factories[self._key(name)]
+            return self._canonical[self._key(name)]
         except KeyError:
             raise ValueError(
                 f"unknown {self.kind} {name!r}; expected one of: {', '.join(self.names())}"
             ) from None
+
+    def factory(self, name: str) -> Callable[..., T]:
+        """The factory registered under ``name``; unknown names list the valid ones."""
+        return self._factories[self.canonical(name)]
 
     def get(self, name: str, /, **kwargs: Any) -> T:
         """Build the object registered under ``name`` with ``kwargs``."""

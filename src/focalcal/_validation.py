@@ -20,10 +20,12 @@ from torch import Tensor
 __all__ = [
     "ArrayLike",
     "as_tensor",
+    "check_bool",
     "check_choice",
     "check_finite",
     "check_int",
     "check_kwargs",
+    "check_label_range",
     "check_logits",
     "check_n_bins",
     "check_positive",
@@ -31,6 +33,7 @@ __all__ = [
     "check_real",
     "check_targets",
     "flatten_dense",
+    "probability_tolerance",
     "restore_kind",
 ]
 
@@ -78,6 +81,25 @@ def as_tensor(x: Any, name: str, *, dtype: torch.dtype | None = None) -> tuple[T
 def restore_kind(t: Tensor, was_numpy: bool) -> Tensor | np.ndarray:
     """Return ``t`` as numpy when the input was numpy, else unchanged."""
     return t.detach().cpu().numpy() if was_numpy else t
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A boolean option: ``True`` or ``False`` (numpy booleans too), never a truthy stand-in.
+
+    A string such as ``"false"`` is truthy in Python, so accepting it would silently flip the
+    option; 0/1 and tensors are refused for the same reason.
+
+    Example:
+        >>> check_bool(False, "from_logits")
+        False
+        >>> check_bool("false", "from_logits")
+        Traceback (most recent call last):
+        ...
+        TypeError: from_logits: expected a bool (True or False), got str 'false'
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name}: expected a bool (True or False), got {_describe(value)}")
 
 
 def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
@@ -203,18 +225,62 @@ def check_targets(
             f"{name}: expected shape {expected} to match input shape {shape}, "
             f"got {tuple(target.shape)}"
         )
-    if validate and target.numel() > 0:
-        valid = (target >= 0) & (target < num_classes)
-        if ignore_index is not None:
-            valid |= target == ignore_index
-        if not bool(valid.all()):
-            bad = target[~valid]
-            ign = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
-            raise ValueError(
-                f"{name}: expected class indices in [0, {num_classes}){ign}, "
-                f"got values {sorted(set(bad[:5].tolist()))} (min {int(bad.min())}, max {int(bad.max())})"
-            )
+    if validate:
+        check_label_range(target, num_classes, name, ignore_index=ignore_index)
     return target
+
+
+def check_label_range(
+    labels: Tensor, num_classes: int, name: str = "labels", *, ignore_index: int | None = None
+) -> None:
+    """Every label lies in ``[0, num_classes)`` or equals ``ignore_index`` (one device sync).
+
+    The common case costs one ``aminmax`` pass over the labels; the detailed message (which
+    values are wrong) is built only when a label is out of range.
+
+    Example:
+        >>> check_label_range(torch.tensor([0, 2]), 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: labels: expected class indices in [0, 2), got values [2] (min 2, max 2)
+    """
+    if labels.numel() == 0:
+        return
+    lo, hi = torch.stack(torch.aminmax(labels.detach())).tolist()  # one sync for both
+    if 0 <= lo and hi < num_classes:
+        return
+    valid = (labels >= 0) & (labels < num_classes)
+    if ignore_index is not None:
+        valid |= labels == ignore_index
+    if bool(valid.all()):
+        return
+    bad = labels[~valid]
+    ign = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+    raise ValueError(
+        f"{name}: expected class indices in [0, {num_classes}){ign}, got values "
+        f"{sorted(set(bad[:5].tolist()))} (min {int(bad.min())}, max {int(bad.max())})"
+    )
+
+
+def probability_tolerance(dtype: torch.dtype, num_classes: int, floor: float = 1e-3) -> float:
+    r"""How far a row of ``num_classes`` probabilities of ``dtype`` may sum away from 1.
+
+    Each entry rounded to ``dtype`` is off by at most :math:`u = \varepsilon/2` relative, so the
+    row sum is within :math:`u` of 1; summing C entries in the accumulation dtype adds at most
+    :math:`C\,\varepsilon_{acc}`. The tolerance doubles the rounding term for headroom and
+    never goes below ``floor`` (inputs saved with a few digits):
+
+    .. math:: \mathrm{tol} = \max(\mathrm{floor},\ \varepsilon_{dtype} + C\,\varepsilon_{acc})
+
+    Example:
+        >>> probability_tolerance(torch.float32, 10)
+        0.001
+        >>> probability_tolerance(torch.bfloat16, 10) > 0.0078
+        True
+    """
+    accumulate = torch.float64 if dtype == torch.float64 else torch.float32
+    rounding = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
+    return max(floor, rounding + num_classes * torch.finfo(accumulate).eps)
 
 
 def check_probabilities(
@@ -222,7 +288,16 @@ def check_probabilities(
 ) -> None:
     """Rows along ``dim`` must be probability vectors: finite, in [0, 1], summing to 1.
 
-    Raises with a hint to pass ``from_logits=True`` when the input looks like logits.
+    The row sums may be off by :func:`probability_tolerance` of the dtype and the number of
+    classes (at least ``atol``), so a bfloat16 or float16 softmax output is accepted. Raises with
+    a hint to pass ``from_logits=True`` when the input looks like logits.
+
+    Example:
+        >>> check_probabilities(torch.randn(4, 10).softmax(1).bfloat16())
+        >>> check_probabilities(torch.tensor([[2.0, -1.0]]))
+        Traceback (most recent call last):
+        ...
+        ValueError: probs: expected probabilities in [0, 1] summing to 1 ... pass from_logits=True.
     """
     check_finite(probs, name)
     if probs.numel() == 0:
@@ -230,7 +305,8 @@ def check_probabilities(
     lo, hi = float(probs.min()), float(probs.max())
     sums = probs.sum(dim=dim, dtype=torch.float32 if probs.dtype != torch.float64 else None)
     worst = float((sums - 1).abs().max())
-    if lo < 0 or hi > 1 + 1e-6 or worst > atol:
+    tolerance = probability_tolerance(probs.dtype, probs.shape[dim], atol)
+    if lo < 0 or hi > 1 + 1e-6 or worst > tolerance:
         hint = (
             " The values look like logits: pass from_logits=True."
             if lo < 0 or hi > 1 or worst > 0.5
@@ -238,7 +314,8 @@ def check_probabilities(
         )
         raise ValueError(
             f"{name}: expected probabilities in [0, 1] summing to 1 along dim {dim}, got values in "
-            f"[{lo:.4g}, {hi:.4g}] with row sums off by up to {worst:.3g}.{hint}"
+            f"[{lo:.4g}, {hi:.4g}] with row sums off by up to {worst:.3g} "
+            f"(tolerance {tolerance:.3g}).{hint}"
         )
 
 

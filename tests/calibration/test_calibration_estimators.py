@@ -37,7 +37,7 @@ def test_registry_names_and_aliases():
     assert set(NAMES) <= set(CALIBRATORS.names())
     assert isinstance(get_calibrator("Temperature-Scaling"), TemperatureScaling)
     assert isinstance(get_calibrator("odir", reg_intercept=0.5), MatrixScaling)
-    assert get_calibrator("ts", method="grid").method == "grid"
+    assert get_calibrator("ts", method="grid_ece").method == "grid_ece"
     with pytest.raises(ValueError, match=r"unknown calibrator 'platt'.*temperature"):
         get_calibrator("platt")
 
@@ -70,7 +70,7 @@ def test_clone_keeps_hyper_parameters_and_drops_fitted_state():
 
 def test_clone_copies_list_hyper_parameters():
     base = pytest.importorskip("sklearn.base")
-    ts = TemperatureScaling("ece", "grid", grid=[0.5, 1.0, 2.0], bounds=(0.1, 10.0))
+    ts = TemperatureScaling("grid_ece", grid=[0.5, 1.0, 2.0], bounds=(0.1, 10.0))
     fresh = base.clone(ts)
     assert fresh.grid == [0.5, 1.0, 2.0] and fresh.grid is not ts.grid
     assert fresh.bounds == (0.1, 10.0)
@@ -323,3 +323,39 @@ def test_bad_hyper_parameters_raise_at_fit(cal, match):
     z, y = _data(n=40)
     with pytest.raises(ValueError, match=match):
         cal.fit(z, y)
+
+
+# ---------------------------------------------------------------------------- base classes
+def test_logit_and_probability_calibrators_derive_the_other_output():
+    from focalcal.calibration import LogitCalibrator, ProbabilityCalibrator
+
+    z, y = _data(n=50)
+
+    class Shift(LogitCalibrator):  # implements only the logits
+        def _fit(self, z, y):
+            self.shift_ = z.new_tensor([1.0, 0.0, 0.0, -1.0])
+
+        def _transform(self, z):
+            return z + self.shift_
+
+    class Frequencies(ProbabilityCalibrator):  # implements only the probabilities
+        def _fit(self, z, y):
+            self.prior_ = torch.bincount(y, minlength=z.shape[1]).to(z.dtype) / len(y)
+
+        def _predict_proba(self, z):
+            return self.prior_.expand(len(z), -1)
+
+    shift = Shift().fit(z, y)
+    torch.testing.assert_close(shift.predict_proba(z), torch.softmax(z + shift.shift_, 1))
+    freq = Frequencies().fit(z, y)
+    torch.testing.assert_close(freq.transform(z), freq.prior_.log().expand(len(z), -1))
+    assert isinstance(TemperatureScaling(), LogitCalibrator)
+    assert isinstance(HistogramBinning(), ProbabilityCalibrator)
+    assert isinstance(IsotonicCalibration(), ProbabilityCalibrator)
+
+    class Incomplete(LogitCalibrator):
+        def _fit(self, z, y):
+            pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()

@@ -51,7 +51,7 @@ def test_default_grid_is_the_official_accumulated_grid(refvectors):
 )
 def test_grid_reproduces_official_temperature_and_scores(refvectors, case, criterion, convention):
     key = f"ts__{case}__"
-    ts = TemperatureScaling(criterion, "grid", convention=convention)
+    ts = TemperatureScaling(f"grid_{criterion}", convention=convention)
     ts.fit(refvectors[key + "val_logits"], refvectors[key + "val_labels"])
     assert ts.temperature_ == refvectors[key + f"fc_cv{criterion}__T"]
     assert ts.temperature_ == refvectors[key + f"dfl_cv{criterion}__T"]
@@ -64,7 +64,7 @@ def test_grid_reproduces_official_temperature_and_scores(refvectors, case, crite
 @pytest.mark.parametrize("criterion", ["ece", "nll"])
 def test_test_metrics_after_scaling_match_official(refvectors, case, criterion):
     key = f"ts__{case}__"
-    ts = TemperatureScaling(criterion, "grid", convention="official")
+    ts = TemperatureScaling(f"grid_{criterion}", convention="official")
     ts.fit(refvectors[key + "val_logits"], refvectors[key + "val_labels"])
     scaled = ts.transform(refvectors[key + "test_logits"])
     labels = refvectors[key + "test_labels"]
@@ -88,14 +88,14 @@ def test_first_minimum_wins_on_ties():
     # Two well-separated identical copies of each temperature: the first copy must win.
     logits, labels = _synthetic(400, 5, 2.0, seed=3)
     grid = [1.0, 2.0, 3.0, 2.0, 1.0]
-    ts = TemperatureScaling("nll", "grid", grid=grid).fit(logits, labels)
+    ts = TemperatureScaling("grid_nll", grid=grid).fit(logits, labels)
     assert ts.grid_scores_[1] == ts.grid_scores_[3]
     assert ts.temperature_ == 2.0 and int(np.argmin(ts.grid_scores_)) == 1
 
 
 def test_official_ood_auroc_after_scaling(refvectors):
     ind, out = refvectors["ood__ind_logits"], refvectors["ood__ood_logits"]
-    ts = TemperatureScaling("nll", "grid", grid=[2.5]).fit(ind, refvectors["ood__ind_labels"])
+    ts = TemperatureScaling("grid_nll", grid=[2.5]).fit(ind, refvectors["ood__ind_labels"])
     assert ts.temperature_ == 2.5
     auroc = ood.ood_auroc(
         ood.entropy_score(ts.transform(ind)), ood.entropy_score(ts.transform(out))
@@ -225,11 +225,12 @@ def test_accepts_numpy_and_returns_numpy_of_same_dtype():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"criterion": "ece", "method": "optimize"}, "method='grid'"),
-        ({"criterion": "brier"}, "criterion"),
+        ({"method": "optimize"}, "method: 'optimize' is no longer a method; use 'nll'"),
+        ({"method": "grid"}, "use 'grid_ece' or 'grid_nll'"),
+        ({"method": "brier"}, "method"),
         ({"method": "lbfgs"}, "method"),
-        ({"method": "grid", "grid": [1.0, -2.0]}, "grid"),
-        ({"method": "grid", "grid": []}, "grid"),
+        ({"method": "grid_nll", "grid": [1.0, -2.0]}, "grid"),
+        ({"method": "grid_ece", "grid": []}, "grid"),
         ({"bounds": (2.0, 1.0)}, "bounds"),
         ({"convention": "paper"}, "convention"),
     ],

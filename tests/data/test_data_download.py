@@ -130,3 +130,56 @@ def test_zip_traversal_refused_and_normal_zip_extracts(tmp_path):
         zf.writestr("fine/a.txt", "ok")
     extract_archive(archive, tmp_path / "out")
     assert (tmp_path / "out" / "fine" / "a.txt").read_text() == "ok"
+
+
+def _chained_link_archive(path: Path) -> None:
+    """``a -> .``, ``a/b -> ..``, then ``a/b/x``: each link alone points inside the root."""
+    with tarfile.open(path, "w") as tf:
+        for name, target in (("a", "."), ("a/b", "..")):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.SYMTYPE, target
+            tf.addfile(link)
+        _add_bytes(tf, "a/b/x", b"escaped")
+
+
+@pytest.mark.parametrize("with_data_filter", [True, False])
+def test_chained_symlinks_refused_before_anything_is_written(
+    tmp_path, monkeypatch, with_data_filter
+):
+    archive = tmp_path / "evil.tar"
+    _chained_link_archive(archive)
+    if not with_data_filter:  # the Pythons of requires-python that predate tarfile.data_filter
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    outside = tmp_path / "outside"
+    target = outside / "root"
+    target.mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"'a/b'.*through the link 'a'"):
+        extract_archive(archive, target)
+    assert list(outside.rglob("*")) == [target]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar", "outside"]
+
+
+def test_links_inside_the_root_still_extract(tmp_path):
+    archive = tmp_path / "ok.tar"
+    with tarfile.open(archive, "w") as tf:
+        _add_bytes(tf, "data/file.bin", b"payload")
+        link = tarfile.TarInfo("data/alias.bin")
+        link.type, link.linkname = tarfile.SYMTYPE, "file.bin"
+        tf.addfile(link)
+    root = extract_archive(archive, tmp_path / "out")
+    assert (root / "data" / "alias.bin").read_bytes() == b"payload"
+
+
+def test_no_network_is_a_clear_download_error(tmp_path):
+    # a port on loopback that nothing listens on: the same URLError as no network
+    import socket
+
+    from focalcal.data.io import DownloadError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dest = tmp_path / "cifar.tar.gz"
+    with pytest.raises(DownloadError, match=r"cannot download .*check the network.*cifar\.tar\.gz"):
+        download_file(f"http://127.0.0.1:{port}/cifar.tar.gz", dest, md5=None, timeout=5)
+    assert list(tmp_path.iterdir()) == []

@@ -232,6 +232,19 @@ def test_idx_corrupt(tmp_path):
         get_dataset("mnist", root=tmp_path, split="test")
 
 
+def test_idx_float_pixels_are_refused_not_blackened(tmp_path):
+    """Float pixels in [0, 1] cast to uint8 would be all-black images: a clear error instead."""
+    write_idx(tmp_path, "t10k", RNG.integers(0, 256, (2, 4, 4), dtype=np.uint8),
+              np.zeros(2, np.uint8), gz=False)  # fmt: skip
+    pixels = RNG.random((2, 4, 4)).astype(">f4")
+    header = struct.pack(">HBB", 0, 0x0D, 3) + struct.pack(">3i", *pixels.shape)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(header + pixels.tobytes())
+    with pytest.raises(
+        ValueError, match=r"t10k-images-idx3-ubyte: expected unsigned-byte.*float32"
+    ):
+        get_dataset("mnist", root=tmp_path, split="test")
+
+
 # --- SVHN .mat ------------------------------------------------------------------------------------
 
 
@@ -444,6 +457,26 @@ def test_npz_features_images_and_val_keys(tmp_path):
     )
 
 
+@pytest.mark.parametrize("keep", [0, 40, 0.6, -1])
+def test_npz_truncated_or_corrupt_is_a_clear_error(tmp_path, keep):
+    path = tmp_path / "feats.npz"
+    np.savez_compressed(path, x_train=RNG.random((200, 30)), y_train=np.zeros(200, int),
+                        x_test=RNG.random((50, 30)), y_test=np.zeros(50, int))  # fmt: skip
+    data = path.read_bytes()
+    if keep == -1:  # flip bytes in the middle of the first member's compressed data
+        middle = len(data) // 4
+        data = (
+            data[:middle]
+            + bytes(b ^ 0xFF for b in data[middle : middle + 64])
+            + data[middle + 64 :]
+        )
+    else:
+        data = data[: int(len(data) * keep) if isinstance(keep, float) else keep]
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=r"feats\.npz.*(not a readable|truncated or corrupt)"):
+        get_dataset("npz", root=path, split="train", val_size=0)
+
+
 def test_npz_errors(tmp_path):
     path = tmp_path / "bad.npz"
     np.savez(path, x_train=np.zeros((3, 2)), y_train=np.zeros(3))
@@ -470,6 +503,10 @@ def test_npz_errors(tmp_path):
         y_test=np.zeros(1, int),
     )
     with pytest.raises(ValueError, match="NaN"):
+        get_dataset("npz", root=path, split="train", val_size=0)
+    np.savez(path, x_train=np.zeros((3, 4)), y_train=np.zeros(3, int), x_test=np.zeros((2, 5)),
+             y_test=np.zeros(2, int))  # fmt: skip
+    with pytest.raises(ValueError, match=r"x_test samples have shape \(5,\) but x_train .*\(4,\)"):
         get_dataset("npz", root=path, split="train", val_size=0)
     with pytest.raises(FileNotFoundError, match=r"missing\.npz"):
         get_dataset("npz", root=tmp_path / "missing.npz")

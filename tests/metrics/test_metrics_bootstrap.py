@@ -46,9 +46,9 @@ def test_vectorised_bootstrap_equals_explicit_resampling(name, fn, kwargs) -> No
 
 def test_seeded_and_percentile_interval() -> None:
     probs, labels = _case()
-    a = metrics.bootstrap_ci("ece", probs, labels, n_resamples=200, seed=1)
-    b = metrics.bootstrap_ci("ece", probs, labels, n_resamples=200, seed=1)
-    c = metrics.bootstrap_ci("ece", probs, labels, n_resamples=200, seed=2)
+    a = metrics.bootstrap_ci("ece", probs, labels, n_resamples=200, seed=1, method="percentile")
+    b = metrics.bootstrap_ci("ece", probs, labels, n_resamples=200, seed=1, method="percentile")
+    c = metrics.bootstrap_ci("ece", probs, labels, n_resamples=200, seed=2, method="percentile")
     assert torch.equal(a.samples, b.samples) and not torch.equal(a.samples, c.samples)
     lo, hi = torch.quantile(a.samples, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
     assert (a.low, a.high) == pytest.approx((lo, hi))

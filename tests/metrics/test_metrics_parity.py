@@ -1,4 +1,4 @@
-"""Parity with the official implementations' outputs (../shared/refvectors, convention="official")
+"""Parity with the official implementations' outputs (``refvectors`` fixture, convention="official")
 and with their float64 list-based helpers (convention="default")."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_metric_matches_official_code(cases, key, fn, kwargs) -> None:
 
 
 def test_average_calibration_error_over_nonempty_bins_matches_official(cases) -> None:
-    from focalcal.metrics.functional import binned_calibration_error, top_label, top_label_update
+    from focalcal.metrics._core import binned_calibration_error, top_label, top_label_update
 
     for name, case in cases.items():
         logits, labels = _inputs(case)

@@ -1,4 +1,5 @@
-"""Real network outputs (../shared/data/netcal-cifar-test-probs.npz, skipped when absent)."""
+"""Real network outputs (``netcal-cifar-test-probs.npz`` of the ``shared_data`` fixture, skipped
+when absent)."""
 
 from __future__ import annotations
 

@@ -13,8 +13,9 @@ import torch.nn.functional as tnf
 
 from focalcal import metrics
 from focalcal.metrics import ood
-from focalcal.metrics.binning import classwise_bin_sums, equal_width_edges
-from focalcal.metrics.smooth import smooth_ece_at, smooth_ece_from_pairs
+from focalcal.metrics.binning import assign_bins, classwise_bin_sums, equal_width_edges
+from focalcal.metrics.smooth import _smooth_ece_at as smooth_ece_at
+from focalcal.metrics.smooth import _smooth_ece_from_pairs as smooth_ece_from_pairs
 
 
 def _random_case(
@@ -104,7 +105,7 @@ def test_classwise_bin_sums_equal_dense_binning(exclude_lowest: bool) -> None:
     probs[0, 3] = 0.0
     edges = equal_width_edges(10, dtype=torch.float64)
     got = classwise_bin_sums(probs, labels, edges, exact=True, exclude_lowest=exclude_lowest)
-    idx = metrics.assign_bins(probs, edges, exact=True)
+    idx = assign_bins(probs, edges, exact=True)
     onehot = tnf.one_hot(labels, 9)
     keep = (probs > 0) if exclude_lowest else torch.ones_like(probs, dtype=torch.bool)
     for k in range(9):

@@ -129,6 +129,9 @@ def test_atomic_write_keeps_the_old_file_when_drawing_fails(tmp_path):
             "colors",
         ),
         (lambda p, y, d: reliability_diagram(p, y + 10), ValueError, "labels"),
+        (lambda p, y, d: reliability_diagram(p, y, show_gap="no"), TypeError, "show_gap: exp"),
+        (lambda p, y, d: reliability_diagram(p, y, show_histogram=1), TypeError, "show_histog"),
+        (lambda p, y, d: reliability_diagram(p, y, from_logits="no"), TypeError, "from_logits"),
     ],
 )
 def test_bad_input_raises(tmp_path, call, error, match):

@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("lightning")
 
 from focalcal import metrics
-from focalcal.training._io import atomic_save_npz
+from focalcal._io import atomic_save_npz
 from focalcal.training.config import make_config, save_config
 from focalcal.training.evaluate import evaluate_run
 from focalcal.training.reproduce import aggregate, format_results

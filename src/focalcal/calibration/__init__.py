@@ -20,7 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 from focalcal._registry import Registry
-from focalcal.calibration._base import Calibrator, NotFittedError
+from focalcal.calibration._base import (
+    Calibrator,
+    LogitCalibrator,
+    NotFittedError,
+    ProbabilityCalibrator,
+)
 from focalcal.calibration.affine import MatrixScaling, VectorScaling
 from focalcal.calibration.nonparametric import HistogramBinning, IsotonicCalibration
 from focalcal.calibration.temperature import TemperatureScaling, official_temperature_grid
@@ -30,15 +35,18 @@ __all__ = [
     "Calibrator",
     "HistogramBinning",
     "IsotonicCalibration",
+    "LogitCalibrator",
     "MatrixScaling",
     "NotFittedError",
+    "ProbabilityCalibrator",
     "TemperatureScaling",
     "VectorScaling",
     "get_calibrator",
     "official_temperature_grid",
 ]
 
-#: name → calibrator class; ``get_calibrator(name, **kwargs)`` builds one
+#: name → calibrator class; ``get_calibrator(name, **kwargs)`` builds one, and
+#: ``CALIBRATORS.names()`` lists the names (aliases included)
 CALIBRATORS: Registry[Calibrator] = Registry("calibrator")
 CALIBRATORS.register("temperature", "temperature_scaling", "ts")(TemperatureScaling)
 CALIBRATORS.register("vector", "vector_scaling")(VectorScaling)
@@ -53,8 +61,8 @@ def get_calibrator(name: str, /, **kwargs: Any) -> Calibrator:
     ``isotonic_regression``). Unknown names raise ``ValueError`` listing the valid ones.
 
     Example:
-        >>> ts = get_calibrator("ts", criterion="ece", method="grid")
-        >>> type(ts).__name__, ts.criterion, ts.method
-        ('TemperatureScaling', 'ece', 'grid')
+        >>> ts = get_calibrator("ts", method="grid_ece")
+        >>> type(ts).__name__, ts.method
+        ('TemperatureScaling', 'grid_ece')
     """
     return CALIBRATORS.get(name, **kwargs)

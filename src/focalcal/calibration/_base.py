@@ -1,13 +1,19 @@
-"""The one base class of focalcal's post-hoc calibrators (scikit-learn estimator conventions).
+"""The base classes of focalcal's post-hoc calibrators (scikit-learn estimator conventions).
 
 Hyper-parameters live in ``__init__`` and are stored unchanged (so ``sklearn.base.clone`` works
 without importing scikit-learn here); fitted attributes end in ``_``. The public methods validate
-once at the boundary, convert numpy → torch, call the subclass hooks ``_fit`` / ``_transform`` /
+once at the boundary, convert numpy → torch, call the hooks ``_fit`` / ``_transform`` /
 ``_predict_proba`` on tensors, and give back the kind (numpy or torch, same device) they received.
+
+A calibrator maps logits either to calibrated logits (:class:`LogitCalibrator`: temperature,
+vector and matrix scaling) or to calibrated probabilities (:class:`ProbabilityCalibrator`:
+histogram binning, isotonic regression); each base derives the other output from the one its
+subclasses implement.
 """
 
 from __future__ import annotations
 
+import abc
 import inspect
 from typing import Any
 
@@ -24,14 +30,27 @@ from focalcal._validation import (
     restore_kind,
 )
 
-__all__ = ["Calibrator", "NotFittedError"]
+__all__ = ["Calibrator", "LogitCalibrator", "NotFittedError", "ProbabilityCalibrator"]
 
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when ``transform`` / ``predict_proba`` is called before ``fit``.
 
     Subclasses ``ValueError`` and ``AttributeError`` like scikit-learn's ``NotFittedError``.
+
+    Example:
+        >>> from focalcal.calibration import TemperatureScaling
+        >>> try:
+        ...     TemperatureScaling().transform(torch.zeros(2, 3))
+        ... except NotFittedError as err:
+        ...     print(err)
+        This TemperatureScaling is not fitted yet: call fit(logits, labels) first
     """
+
+
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """Fitting dtype: float64, except on MPS (which has none)."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def _rows(z: Tensor) -> Tensor:
@@ -46,16 +65,18 @@ def _unrows(out: Tensor, shape: torch.Size) -> Tensor:
     return out.reshape(shape[0], *shape[2:], shape[1]).movedim(-1, 1)
 
 
-class Calibrator:
+class Calibrator(abc.ABC):
     """Base class: ``fit(logits, labels) -> self``, ``transform(logits)``, ``predict_proba(logits)``.
 
-    Subclasses implement ``_fit(z, y)`` on validated tensors (``z`` float (N, C), ``y`` int64 (N,)),
-    and either ``_transform(z) -> calibrated logits`` (``predict_proba`` is then their softmax) or
-    ``_predict_proba(z) -> calibrated probabilities`` (``transform`` is then their log).
-    """
+    Subclass :class:`LogitCalibrator` or :class:`ProbabilityCalibrator` rather than this class:
+    they implement ``_fit(z, y)`` on validated tensors (``z`` float (N, C), ``y`` int64 (N,)) and
+    one of ``_transform(z)`` (calibrated logits) or ``_predict_proba(z)`` (probabilities).
 
-    #: smallest calibrated probability, so that ``transform`` (log-probabilities) stays finite
-    _PROB_FLOOR = 1e-12
+    Example:
+        >>> from focalcal.calibration import get_calibrator
+        >>> isinstance(get_calibrator("temperature"), Calibrator)
+        True
+    """
 
     # ------------------------------------------------------------------ scikit-learn protocol
     @classmethod
@@ -112,21 +133,13 @@ class Calibrator:
     def transform(self, logits: ArrayLike) -> Tensor | np.ndarray:
         """Calibrated logits, same shape (N, C) or (N, C, d1, ...), kind, device and dtype."""
         z, was_numpy = self._checked_for_transform(logits)
-        flat = _rows(z)
-        if type(self)._transform is not Calibrator._transform:
-            out = self._transform(flat)
-        else:
-            out = self._predict_proba(flat).clamp_min(self._PROB_FLOOR).log()
+        out = self._transform(_rows(z))
         return restore_kind(_unrows(out.to(z.dtype), z.shape), was_numpy)
 
     def predict_proba(self, logits: ArrayLike) -> Tensor | np.ndarray:
         """Calibrated probabilities (summing to 1 over dim 1), same shape, kind, device, dtype."""
         z, was_numpy = self._checked_for_transform(logits)
-        flat = _rows(z)
-        if type(self)._predict_proba is not Calibrator._predict_proba:
-            out = self._predict_proba(flat)
-        else:
-            out = torch.softmax(self._transform(flat), dim=1)
+        out = self._predict_proba(_rows(z))
         return restore_kind(_unrows(out.to(z.dtype), z.shape), was_numpy)
 
     def fit_transform(self, logits: ArrayLike, labels: ArrayLike) -> Tensor | np.ndarray:
@@ -134,14 +147,17 @@ class Calibrator:
         return self.fit(logits, labels).transform(logits)
 
     # ------------------------------------------------------------------ hooks
+    @abc.abstractmethod
     def _fit(self, z: Tensor, y: Tensor) -> None:
-        raise NotImplementedError
+        """Fit on validated rows: ``z`` float (N, C), ``y`` int64 (N,)."""
 
+    @abc.abstractmethod
     def _transform(self, z: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Calibrated logits (N, C) of the rows ``z`` (N, C)."""
 
+    @abc.abstractmethod
     def _predict_proba(self, z: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Calibrated probabilities (N, C) of the rows ``z`` (N, C)."""
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -163,3 +179,47 @@ class Calibrator:
                 f"{tuple(z.shape)}"
             )
         return z, was_numpy
+
+
+class LogitCalibrator(Calibrator):
+    """A calibrator that maps logits to calibrated logits; probabilities are their softmax.
+
+    Subclasses implement ``_fit(z, y)`` and ``_transform(z)``.
+
+    Example:
+        >>> class Halve(LogitCalibrator):
+        ...     def _fit(self, z, y):
+        ...         pass
+        ...     def _transform(self, z):
+        ...         return z / 2
+        >>> z = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+        >>> Halve().fit(z, torch.tensor([0, 1])).predict_proba(z)[0]
+        tensor([0.7311, 0.2689])
+    """
+
+    def _predict_proba(self, z: Tensor) -> Tensor:
+        return torch.softmax(self._transform(z), dim=1)
+
+
+class ProbabilityCalibrator(Calibrator):
+    """A calibrator that maps logits to calibrated probabilities; ``transform`` is their log.
+
+    Subclasses implement ``_fit(z, y)`` and ``_predict_proba(z)``; probabilities are floored at
+    1e-12 before the log, so ``transform`` stays finite.
+
+    Example:
+        >>> class Uniform(ProbabilityCalibrator):
+        ...     def _fit(self, z, y):
+        ...         pass
+        ...     def _predict_proba(self, z):
+        ...         return torch.full_like(z, 1 / z.shape[1])
+        >>> z = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+        >>> Uniform().fit(z, torch.tensor([0, 1])).transform(z)[0]
+        tensor([-0.6931, -0.6931])
+    """
+
+    #: smallest calibrated probability, so that ``transform`` (log-probabilities) stays finite
+    _PROB_FLOOR = 1e-12
+
+    def _transform(self, z: Tensor) -> Tensor:
+        return self._predict_proba(z).clamp_min(self._PROB_FLOOR).log()

@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from focalcal._validation import check_int, check_positive
-from focalcal.calibration._base import Calibrator
-from focalcal.calibration.temperature import _compute_dtype
+from focalcal.calibration._base import LogitCalibrator, compute_dtype
 
 __all__ = ["MatrixScaling", "VectorScaling"]
 
@@ -69,7 +68,7 @@ def _centre(z: Tensor) -> Tensor:
     return z - z.mean(dim=1, keepdim=True)
 
 
-class _AffineScaling(Calibrator):
+class _AffineScaling(LogitCalibrator):
     """Shared fitting of vector and matrix scaling (hyper-parameter checks, L-BFGS, transform)."""
 
     max_iter: int
@@ -97,7 +96,7 @@ class _AffineScaling(Calibrator):
 
     def _fit(self, z: Tensor, y: Tensor) -> None:
         self._check_params()
-        z64 = _centre(z.to(_compute_dtype(z.device)))
+        z64 = _centre(z.to(compute_dtype(z.device)))
         params = [p.requires_grad_() for p in self._init_params(z.shape[1], z64.dtype, z.device)]
         self.n_iter_ = _fit_penalised_nll(
             z64,

@@ -17,19 +17,18 @@ from torch import Tensor
 
 from focalcal._optional import require
 from focalcal._validation import check_choice, check_n_bins
-from focalcal.calibration._base import Calibrator
-from focalcal.calibration.temperature import _compute_dtype
+from focalcal.calibration._base import ProbabilityCalibrator, compute_dtype
 from focalcal.metrics.binning import assign_bins, bin_sums, equal_mass_edges, equal_width_edges
 
 __all__ = ["HistogramBinning", "IsotonicCalibration"]
 
 
-class _OneVsRest(Calibrator):
+class _OneVsRest(ProbabilityCalibrator):
     """Shared plumbing: softmax probabilities and one-hot targets in, renormalised rows out."""
 
     @staticmethod
     def _probabilities(z: Tensor) -> Tensor:
-        return torch.softmax(z.to(_compute_dtype(z.device)), dim=1)
+        return torch.softmax(z.to(compute_dtype(z.device)), dim=1)
 
     def _fit(self, z: Tensor, y: Tensor) -> None:
         self._fit_one_vs_rest(self._probabilities(z), F.one_hot(y, z.shape[1]))

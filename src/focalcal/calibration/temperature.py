@@ -1,8 +1,8 @@
 r"""Temperature scaling (Guo et al. 2017), exact and fast.
 
-Two ways to choose T:
+Three ways to choose T (``method``):
 
-* ``method="optimize"`` (default, ``criterion="nll"``): the exact minimiser of the mean NLL of
+* ``"nll"`` (default): the exact minimiser of the mean NLL of
   ``softmax(z / T)``, by Newton's method in :math:`u = \log T` safeguarded by bisection on the sign of
   the gradient. With :math:`\beta = 1/T` the NLL is convex in :math:`\beta` and its derivatives need
   one softmax pass each:
@@ -15,13 +15,15 @@ Two ways to choose T:
   and in :math:`u` (T > 0 by construction): :math:`F'(u) = -\beta f'(\beta)`,
   :math:`F''(u) = \beta^2 f''(\beta) + \beta f'(\beta)`. :math:`F` has a single minimum (a convex
   function of a monotone reparametrisation), so the sign of :math:`F'` brackets it.
-* ``method="grid"``: the official search of Mukhoti et al. / Tao et al.: T = 0.1, 0.2, …, 10.0
-  accumulated as ``T += 0.1`` in floating point (so 0.30000000000000004, 2.500000000000001, …), the
-  criterion (validation ECE with 15 bins by default, or NLL) evaluated at every T, and the
-  **first** minimum wins. Each temperature costs one ``exp`` pass over the row-max-shifted logits
-  (no normalisation, no division of the probabilities, prediction computed once) and the ECE of
-  all temperatures is binned in one batched call; values agree with the official loop to float32
-  rounding (≈1e-7), and the chosen T is identical on the reference vectors.
+* ``"grid_ece"`` and ``"grid_nll"``: the official search of Mukhoti et al. / Tao et al.:
+  T = 0.1, 0.2, …, 10.0 accumulated as ``T += 0.1`` in floating point (so 0.30000000000000004,
+  2.500000000000001, …), the validation ECE (15 bins by default) or NLL evaluated at every T, and
+  the **first** minimum wins. Each temperature costs one ``exp`` pass over the row-max-shifted
+  logits (no normalisation, no division of the probabilities, prediction computed once) and the
+  ECE of all temperatures is binned in one batched call; the values differ from the official
+  loop's only by float32 rounding.
+
+The ECE is piecewise constant in T, so it has no gradient: it is only searched on the grid.
 """
 
 from __future__ import annotations
@@ -35,10 +37,15 @@ import torch
 from torch import Tensor
 
 from focalcal._validation import check_choice, check_int, check_n_bins, check_positive
-from focalcal.calibration._base import Calibrator
-from focalcal.metrics.functional import binned_calibration_error, top_label_update
+from focalcal.calibration._base import LogitCalibrator, compute_dtype
+from focalcal.metrics._core import CONVENTIONS, binned_calibration_error, top_label_update
 
 __all__ = ["TemperatureScaling", "official_temperature_grid"]
+
+#: the valid ``method`` values: exact NLL minimisation, or the first minimum on the grid
+METHODS = ("nll", "grid_ece", "grid_nll")
+#: the spellings before ``method`` named the three modes, with their replacement
+_RENAMED_METHODS = {"optimize": "'nll'", "grid": "'grid_ece' or 'grid_nll'"}
 
 
 def official_temperature_grid(start: float = 0.1, step: float = 0.1, n: int = 100) -> list[float]:
@@ -56,10 +63,6 @@ def official_temperature_grid(start: float = 0.1, step: float = 0.1, n: int = 10
     return grid
 
 
-def _compute_dtype(device: torch.device) -> torch.dtype:
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
 class _NLLInLogT:
     r"""First two derivatives in ``u = log T`` of the mean NLL of ``softmax(z / T)``.
 
@@ -73,7 +76,7 @@ class _NLLInLogT:
 
     def __init__(self, z: Tensor, y: Tensor) -> None:
         dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
-        self.accumulate = _compute_dtype(z.device)
+        self.accumulate = compute_dtype(z.device)
         self.d = _shift_to_row_max(z.to(dtype))
         self.d_squared = self.d.square()
         self.ones = torch.ones(z.shape[1], dtype=dtype, device=z.device)
@@ -150,22 +153,21 @@ def _minimise_nll_log_t(
     return u, max_iter
 
 
-class TemperatureScaling(Calibrator):
+class TemperatureScaling(LogitCalibrator):
     r"""Divide logits by one scalar temperature T > 0 fitted on validation data.
 
     .. math:: \hat p = \operatorname{softmax}(z / T)
 
     Args:
-        criterion: ``"nll"`` (mean negative log-likelihood) or ``"ece"`` (expected calibration
-            error, ``n_bins`` equal-width bins, top-label; only with ``method="grid"``).
-        method: ``"optimize"`` (exact 1-D solve, NLL only) or ``"grid"`` (first minimum over
-            ``grid``).
-        grid: temperatures for ``method="grid"``; ``None`` gives :func:`official_temperature_grid`
+        method: ``"nll"`` (exact minimiser of the mean negative log-likelihood), ``"grid_ece"``
+            (first minimum over ``grid`` of the top-label ECE with ``n_bins`` equal-width bins:
+            the papers' protocol) or ``"grid_nll"`` (first minimum of the NLL over ``grid``).
+        grid: temperatures for the grid methods; ``None`` gives :func:`official_temperature_grid`
             (0.1, 0.2, …, 10.0 with the official float drift).
-        n_bins: bins of the ECE criterion (15 in the papers).
+        n_bins: bins of the ECE of ``"grid_ece"`` (15 in the papers).
         convention: ECE bin edges: ``"default"`` (k / B rounded once) or ``"official"``
             (``torch.linspace(0, 1, B + 1)`` in float32, as the papers' ``ECELoss``).
-        bounds: ``(T_min, T_max)`` of ``method="optimize"``; when the NLL keeps decreasing up to a
+        bounds: ``(T_min, T_max)`` of ``method="nll"``; when the NLL keeps decreasing up to a
             bound (e.g. a perfectly classified fitting set wants T → 0), T stops there with a
             ``RuntimeWarning``.
         tol: convergence tolerance on :math:`\log T` (relative tolerance on T); float32 logits
@@ -173,9 +175,9 @@ class TemperatureScaling(Calibrator):
         max_iter: iteration limit of the Newton solve.
 
     Fitted attributes:
-        temperature_ (float), n_classes_ (int), n_softmax_passes_ (int, softmax passes over the
-        fitting logits), n_iter_ (int), grid_ (list of T, grid method) and grid_scores_ (numpy
-        array of the criterion at each grid T).
+        ``temperature_`` (float), ``n_classes_`` (int), ``n_softmax_passes_`` (int, softmax
+        passes over the fitting logits), ``n_iter_`` (int), ``grid_`` (list of T, grid methods)
+        and ``grid_scores_`` (numpy array of the ECE or NLL at each grid T).
 
     Shapes: logits (N, C) float, labels (N,) int, or dense (N, C, d1, ...) with (N, d1, ...);
     numpy arrays or torch tensors on any device.
@@ -195,12 +197,14 @@ class TemperatureScaling(Calibrator):
         (True, True)
         >>> ts.predict_proba(logits).sum(1).allclose(torch.ones(4000))
         True
+        >>> paper = TemperatureScaling("grid_ece").fit(logits, labels)  # the papers' protocol
+        >>> 2.0 <= paper.temperature_ <= 3.0
+        True
     """
 
     def __init__(
         self,
-        criterion: str = "nll",
-        method: str = "optimize",
+        method: str = "nll",
         grid: Sequence[float] | None = None,
         *,
         n_bins: int = 15,
@@ -209,7 +213,6 @@ class TemperatureScaling(Calibrator):
         tol: float = 1e-10,
         max_iter: int = 100,
     ) -> None:
-        self.criterion = criterion
         self.method = method
         self.grid = grid
         self.n_bins = n_bins
@@ -220,17 +223,17 @@ class TemperatureScaling(Calibrator):
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
-        check_choice(self.criterion, "criterion", ("nll", "ece"))
-        check_choice(self.method, "method", ("optimize", "grid"))
-        check_choice(self.convention, "convention", ("default", "official"))
+        if self.method in _RENAMED_METHODS:
+            raise ValueError(
+                f"method: {self.method!r} is no longer a method; use "
+                f"{_RENAMED_METHODS[self.method]} (the method names the criterion; one of "
+                f"{list(METHODS)})"
+            )
+        check_choice(self.method, "method", METHODS)
+        check_choice(self.convention, "convention", CONVENTIONS)
         check_n_bins(self.n_bins)
         check_positive(self.tol, "tol")
         check_int(self.max_iter, "max_iter", min_value=1)
-        if self.criterion == "ece" and self.method == "optimize":
-            raise ValueError(
-                "criterion='ece' needs method='grid': the ECE is piecewise constant in T, so it "
-                "has no gradient to optimise; got method='optimize'"
-            )
         if (
             not isinstance(self.bounds, (tuple, list))
             or len(self.bounds) != 2
@@ -255,27 +258,8 @@ class TemperatureScaling(Calibrator):
 
     def _fit(self, z: Tensor, y: Tensor) -> None:
         self._check_params()
-        if self.method == "optimize":
-            objective = _NLLInLogT(z, y)
-            lo, hi = (math.log(float(b)) for b in self.bounds)
-            limit = _nll_limit(objective.d, y)
-            if limit is None:
-                # below ~8 ulp a Newton step is rounding noise; the last step is still applied
-                tol = max(self.tol, 8 * torch.finfo(objective.d.dtype).eps)
-                u, self.n_iter_ = _minimise_nll_log_t(objective, lo, hi, tol, self.max_iter)
-            else:  # no finite minimiser: the NLL decreases all the way to T → 0 or T → ∞
-                u, self.n_iter_ = (lo if limit == 0 else hi), 0
-            self.n_softmax_passes_ = objective.n_passes
-            temperature = math.exp(u)
-            if u - lo <= 10 * self.tol or hi - u <= 10 * self.tol:
-                warnings.warn(
-                    f"TemperatureScaling: the NLL keeps decreasing up to the bound T = "
-                    f"{temperature:.4g} (bounds={self.bounds}); the fitting set may be perfectly "
-                    "classified (T → 0) or uninformative (T → ∞). Use more or held-out data.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            self.temperature_ = temperature
+        if self.method == "nll":
+            self._fit_nll(z, y)
             return
         grid = self._checked_grid()
         scores = self._grid_scores(z, y, grid)
@@ -283,6 +267,28 @@ class TemperatureScaling(Calibrator):
         self.grid_, self.grid_scores_ = grid, scores
         self.n_iter_ = self.n_softmax_passes_ = len(grid)
         self.temperature_ = grid[best]
+
+    def _fit_nll(self, z: Tensor, y: Tensor) -> None:
+        """The exact NLL minimiser in ``[T_min, T_max]``, warning when it stops at a bound."""
+        objective = _NLLInLogT(z, y)
+        lo, hi = (math.log(float(b)) for b in self.bounds)
+        limit = _nll_limit(objective.d, y)
+        if limit is None:
+            # below ~8 ulp a Newton step is rounding noise; the last step is still applied
+            tol = max(self.tol, 8 * torch.finfo(objective.d.dtype).eps)
+            u, self.n_iter_ = _minimise_nll_log_t(objective, lo, hi, tol, self.max_iter)
+        else:  # no finite minimiser: the NLL decreases all the way to T → 0 or T → ∞
+            u, self.n_iter_ = (lo if limit == 0 else hi), 0
+        self.n_softmax_passes_ = objective.n_passes
+        self.temperature_ = math.exp(u)
+        if u - lo <= 10 * self.tol or hi - u <= 10 * self.tol:
+            warnings.warn(
+                f"TemperatureScaling: the NLL keeps decreasing up to the bound T = "
+                f"{self.temperature_:.4g} (bounds={self.bounds}); the fitting set may be "
+                "perfectly classified (T → 0) or uninformative (T → ∞). Use more or held-out data.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def _grid_scores(self, z: Tensor, y: Tensor, grid: list[float]) -> np.ndarray:
         """The criterion at every grid temperature, one ``exp`` pass per temperature.
@@ -296,7 +302,7 @@ class TemperatureScaling(Calibrator):
         row_sums = torch.empty(len(grid), d.shape[0], dtype=d.dtype, device=d.device)
         for g, t in enumerate(grid):
             torch.mv(torch.div(d, t).exp_(), ones, out=row_sums[g])
-        if self.criterion == "nll":
+        if self.method == "grid_nll":
             target = d.gather(1, y[:, None]).squeeze(1).double()
             inverse_t = 1.0 / torch.tensor(grid, dtype=torch.float64, device=d.device)
             nll = row_sums.double().log_().mean(dim=1) - inverse_t * target.mean()

@@ -1,5 +1,5 @@
 """File helpers shared by the dataset readers: checksums, downloads, safe extraction, atomic
-writes, clear missing-file errors, and threaded image decoding with an on-disk cache."""
+writes (through :mod:`focalcal._io`), clear missing-file errors, and threaded image decoding with an on-disk cache."""
 
 from __future__ import annotations
 
@@ -7,21 +7,22 @@ import hashlib
 import os
 import shutil
 import tarfile
-import tempfile
+import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
+from .._io import atomic_write
 from .._optional import require
 
 __all__ = [
     "ChecksumError",
-    "atomic_write",
+    "DownloadError",
     "cache_dir",
     "decode_images",
     "download_file",
@@ -49,6 +50,10 @@ class ChecksumError(ValueError):
     """A file's MD5 does not match the official one."""
 
 
+class DownloadError(ConnectionError):
+    """A dataset file could not be downloaded (no network, host unreachable, time-out)."""
+
+
 def md5sum(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     """Hex MD5 of a file, read in chunks."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -56,21 +61,6 @@ def md5sum(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
         while chunk := fh.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(fh)`` on a temporary file beside ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def missing_file_error(
@@ -94,7 +84,14 @@ def download_file(url: str, dest: Path, md5: str | None = None, timeout: float =
             shutil.copyfileobj(response, fh, length=1 << 20)
 
     tmp_dest = dest.with_name(dest.name + ".part")
-    atomic_write(tmp_dest, write)
+    try:
+        atomic_write(tmp_dest, write)
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+        reason = getattr(err, "reason", err)
+        raise DownloadError(
+            f"{url}: cannot download ({reason}); check the network connection, or download "
+            f"the file by other means and put it at {dest}"
+        ) from None
     if md5 is not None:
         got = md5sum(tmp_dest)
         if got != md5:
@@ -126,11 +123,49 @@ def _check_member(name: str, target: Path) -> Path:
     return dest
 
 
+def _through_link(name: str, links: set[str]) -> str | None:
+    """The link among ``links`` (archive paths) that ``name`` would be written through, if any."""
+    parts = Path(name).parts
+    for depth in range(1, len(parts)):
+        prefix = Path(*parts[:depth]).as_posix()
+        if prefix in links:
+            return prefix
+    return None
+
+
+def _check_tar_members(members: list[tarfile.TarInfo], target: Path) -> None:
+    """Refuse the whole archive if any member could land outside ``target``.
+
+    Each member is checked against the links declared before it, so a chain such as
+    ``a -> .``, ``a/b -> ..``, ``a/b/x`` is refused even though each link alone points inside:
+    no member may be written through a link of the same archive, and every link target must
+    resolve inside ``target``. Device and FIFO members are refused too.
+    """
+    links: set[str] = set()
+    for m in members:
+        dest = _check_member(m.name, target)
+        via = _through_link(m.name, links)
+        if via is not None:
+            raise ValueError(
+                f"archive member {m.name!r} would be written through the link {via!r} of the "
+                f"same archive; refusing to extract"
+            )
+        if m.issym() or m.islnk():
+            link_base = dest.parent if m.issym() else target
+            _check_member(str(Path(os.path.relpath(link_base, target)) / m.linkname), target)
+            links.add(Path(m.name).as_posix())
+        elif not (m.isfile() or m.isdir()):
+            raise ValueError(f"archive member {m.name!r} is a device or FIFO; refusing to extract")
+
+
 def extract_archive(archive: Path, target: Path) -> Path:
     """Extract a .tar(.gz/.bz2/.xz) or .zip into ``target``, refusing unsafe members.
 
-    Every member must stay inside ``target`` (no absolute paths, no ``..``); tar links must point
-    inside too, and device/FIFO members are rejected. Nothing is extracted if any member is unsafe.
+    Every member must stay inside ``target`` (no absolute paths, no ``..``, nothing written
+    through a link of the same archive); tar links must point inside too, and device/FIFO
+    members are rejected. All members are checked before anything is written, so nothing is
+    extracted if any member is unsafe, on every supported Python (with or without
+    ``tarfile.data_filter``, which is applied as a second line of defence where it exists).
     """
     target = Path(target).resolve()
     target.mkdir(parents=True, exist_ok=True)
@@ -142,18 +177,10 @@ def extract_archive(archive: Path, target: Path) -> Path:
         return target
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
-        for m in members:
-            dest = _check_member(m.name, target)
-            if m.issym() or m.islnk():
-                link_base = dest.parent if m.issym() else target
-                _check_member(str(Path(os.path.relpath(link_base, target)) / m.linkname), target)
-            elif not (m.isfile() or m.isdir()):
-                raise ValueError(
-                    f"archive member {m.name!r} is a device or FIFO; refusing to extract"
-                )
+        _check_tar_members(members, target)
         if hasattr(tarfile, "data_filter"):
             tf.extractall(target, members=members, filter="data")
-        else:  # pragma: no cover - Python < 3.11.4
+        else:
             tf.extractall(target, members=members)
     return target
 

@@ -84,6 +84,27 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).copy()
 
 
+def _check_idx_contents(paths: list[Path], images: np.ndarray, labels: np.ndarray) -> None:
+    """The official layout: (N, H, W) unsigned-byte images and (N,) integer labels."""
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(
+            f"{paths[0]}, {paths[1]}: expected (N, H, W) images and (N,) labels, got "
+            f"{images.shape} and {labels.shape}"
+        )
+    # a cast of float pixels in [0, 1] to uint8 would give all-black images, silently
+    if images.dtype != np.uint8:
+        raise ValueError(
+            f"{paths[0]}: expected unsigned-byte pixels (idx type 0x08) as in the official "
+            f"files, got {images.dtype.name}; write the images as uint8 in 0..255"
+        )
+    if labels.dtype.kind not in "ui" or (labels.size and int(labels.min()) < 0):
+        raise ValueError(
+            f"{paths[1]}: expected non-negative integer labels (idx type 0x08), got "
+            f"{labels.dtype}"
+            + (f" with minimum {labels.min()}" if labels.dtype.kind == "i" else "")
+        )
+
+
 def _locate(folders: list[Path], stem: str) -> Path | None:
     for folder in folders:
         for candidate in (
@@ -139,11 +160,7 @@ def load_mnist(
             raise missing_file_error(folders[0] / f"{stem}.gz", name, base_url + f"{stem}.gz", hint)
         found.append(path)
     images, labels = read_idx(found[0]), read_idx(found[1])
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(
-            f"{found[0]}, {found[1]}: expected (N, H, W) images and (N,) labels, got "
-            f"{images.shape} and {labels.shape}"
-        )
+    _check_idx_contents(found, images, labels)
     norm = resolve_normalization(name if normalization == "default" else normalization)
     ds = ArrayDataset(
         torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)[:, None]),

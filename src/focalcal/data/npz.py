@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,49 @@ from .base import (
 )
 
 __all__ = ["load_npz"]
+
+
+_MEMBER_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def _read(data: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+    """``data[key]``, with a truncated or corrupt member reported by file and key."""
+    try:
+        return data[key]
+    except _MEMBER_ERRORS as err:
+        raise ValueError(
+            f"{path}: array {key!r} cannot be read ({err}); the file is truncated or corrupt, "
+            f"re-create it with numpy.savez"
+        ) from None
+
+
+def _sample_shape(data: np.lib.npyio.NpzFile, key: str, path: Path) -> tuple[int, ...]:
+    """The shape of one sample of ``key``, read from the array header alone (no data)."""
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    try:
+        with data.zip.open(f"{key}.npy") as fh:
+            reader = readers.get(np.lib.format.read_magic(fh))
+            shape = reader(fh)[0] if reader else data[key].shape
+    except _MEMBER_ERRORS as err:
+        raise ValueError(
+            f"{path}: array {key!r} cannot be read ({err}); the file is truncated or corrupt, "
+            f"re-create it with numpy.savez"
+        ) from None
+    return tuple(shape[1:])
+
+
+def _check_sample_shapes(data: np.lib.npyio.NpzFile, path: Path, keys: list[str]) -> None:
+    """Every split's samples have the training samples' shape (else evaluation fails at the end)."""
+    shapes = {key: _sample_shape(data, key, path) for key in keys}
+    for key in keys[1:]:
+        if shapes[key] != shapes[keys[0]]:
+            raise ValueError(
+                f"{path}: {key} samples have shape {shapes[key]} but {keys[0]} samples have "
+                f"{shapes[keys[0]]}; every split must have the same feature width / image shape"
+            )
 
 
 def _as_inputs(x: np.ndarray, key: str, path: Path, channels_last: bool | None) -> torch.Tensor:
@@ -116,27 +161,30 @@ def load_npz(
         )
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from err
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"{path}: not a readable .npz file ({err}); re-create it with numpy.savez"
+        ) from None
     with archive as data:
         keys = set(data.files)
         missing = {"x_train", "y_train", "x_test", "y_test"} - keys
         if missing:
             raise ValueError(f"{path}: missing arrays {sorted(missing)}; found {sorted(keys)}")
         has_val = {"x_val", "y_val"} <= keys
+        _check_sample_shapes(data, path, ["x_train", "x_test"] + (["x_val"] if has_val else []))
         label_keys = ["y_train", "y_test"] + (["y_val"] if has_val else [])
-        labels = {k: data[k] for k in label_keys}
+        labels = {k: _read(data, k, path) for k in label_keys}
         if "class_names" in keys:
-            classes = [str(c) for c in data["class_names"].tolist()]
+            classes = [str(c) for c in _read(data, "class_names", path).tolist()]
         else:
             top = max((int(v.max()) for v in labels.values() if v.size), default=0)
             classes = [str(i) for i in range(top + 1)]
         source = "test" if split == "test" else ("val" if split == "val" and has_val else "train")
-        x = _as_inputs(data[f"x_{source}"], f"x_{source}", path, channels_last)
+        x = _as_inputs(_read(data, f"x_{source}", path), f"x_{source}", path, channels_last)
         y = _as_targets(labels[f"y_{source}"], f"y_{source}", path, len(x))
         train_x = x if source == "train" else None
         if isinstance(normalization, str) and normalization == "auto" and source != "train":
-            train_x = _as_inputs(data["x_train"], "x_train", path, channels_last)
+            train_x = _as_inputs(_read(data, "x_train", path), "x_train", path, channels_last)
     norm = resolve_normalization(normalization, train_x)
     if y.numel() and int(y.max()) >= len(classes):
         raise ValueError(

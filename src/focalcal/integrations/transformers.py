@@ -33,9 +33,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from focalcal._io import atomic_write_text
 from focalcal._optional import require
 from focalcal._validation import _describe, check_choice, check_n_bins
-from focalcal.data.io import atomic_write
 from focalcal.integrations._common import fit_temperature
 from focalcal.losses import get_loss
 from focalcal.metrics import CalibrationMetrics
@@ -327,8 +327,9 @@ class TemperatureScalingCallback(transformers.TrainerCallback):
         if state.is_world_process_zero:
             record = {"temperature": self.temperature_, "num_items": num_items}
             record["task"] = self.task
-            text = json.dumps(record, indent=2) + "\n"
-            atomic_write(Path(args.output_dir) / TEMPERATURE_FILE, lambda f: f.write(text.encode()))
+            atomic_write_text(
+                Path(args.output_dir) / TEMPERATURE_FILE, json.dumps(record, indent=2)
+            )
 
 
 def load_temperature(directory: str | Path) -> float:

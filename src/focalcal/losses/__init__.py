@@ -121,6 +121,31 @@ def loss_names() -> list[str]:
     return losses.names()
 
 
+# -- recent train-time calibration losses: MbLS, MDCA, ACLS, BSCE-GRA ---------------------------
+from focalcal.losses.acls import ACLSLoss, acls_loss  # noqa: E402
+from focalcal.losses.bsce_gra import BSCEGRALoss, bsce_gra_loss  # noqa: E402
+from focalcal.losses.mbls import MbLSLoss, mbls_loss  # noqa: E402
+from focalcal.losses.mdca import MDCALoss, mdca_loss  # noqa: E402
+
+__all__ += [
+    "ACLSLoss",
+    "BSCEGRALoss",
+    "MDCALoss",
+    "MbLSLoss",
+    "acls_loss",
+    "bsce_gra_loss",
+    "mbls_loss",
+    "mdca_loss",
+]
+losses.register("mbls", "margin_label_smoothing", "logit_margin")(MbLSLoss)
+losses.register("mdca", "nll_mdca")(MDCALoss)
+losses.register("fl_mdca", "focal_mdca")(lambda **kw: MDCALoss(**{"base": "focal", **kw}))
+losses.register("ls_mdca")(lambda **kw: MDCALoss(**{"base": "label_smoothing", **kw}))
+losses.register("acls")(ACLSLoss)
+losses.register("bsce_gra", "bscegra")(BSCEGRALoss)
+losses.register("bsce")(lambda **kw: BSCEGRALoss(**{"detach": False, **kw}))
+
+
 # ---- sigmoid (binary / multi-label) focal loss ---------------------------------------------------
 from focalcal.losses.sigmoid import SigmoidFocalLoss, sigmoid_focal_loss  # noqa: E402
 

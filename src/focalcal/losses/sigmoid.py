@@ -66,7 +66,7 @@ def sigmoid_focal_loss(
     *,
     validate: bool = True,
 ) -> Tensor:
-    r"""Sigmoid focal loss, equal to :func:`torchvision.ops.sigmoid_focal_loss`.
+    r"""Sigmoid focal loss, equal to ``torchvision.ops.sigmoid_focal_loss``.
 
     .. math:: \ell = -\alpha_t (1 - p_t)^{\gamma} \log p_t,\qquad
               p_t = t\,\sigma(x) + (1 - t)(1 - \sigma(x)),\quad

@@ -1,7 +1,10 @@
 """Calibration metrics: functional, streaming (torchmetrics), bootstrap intervals and OOD scores.
 
 Functional metrics take probabilities (N, C) and integer labels (N,), or logits with
-``from_logits=True``; see :mod:`focalcal.metrics.functional` for the conventions.
+``from_logits=True``; see :mod:`focalcal.metrics.functional` for the conventions. The streaming
+classes (``ECE``, ``CalibrationMetrics``, ...) are imported on first use, so that
+``import focalcal.metrics`` does not load torchmetrics (and, through it, matplotlib and scipy).
+The one binning primitive, shared with the losses, is :mod:`focalcal.metrics.binning`.
 
 Example:
     >>> import torch
@@ -12,15 +15,12 @@ Example:
     0.6221
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from focalcal.metrics import ood
-from focalcal.metrics.binning import (
-    BinSums,
-    assign_bins,
-    bin_sums,
-    classwise_bin_sums,
-    equal_mass_edges,
-    equal_width_edges,
-)
 from focalcal.metrics.bootstrap import (
     BootstrapResult,
     PairedBootstrapResult,
@@ -41,17 +41,10 @@ from focalcal.metrics.functional import (
     rmsce,
 )
 from focalcal.metrics.smooth import smooth_ece
-from focalcal.metrics.streaming import (
-    ECE,
-    MCE,
-    NLL,
-    RMSCE,
-    Accuracy,
-    AdaECE,
-    Brier,
-    CalibrationMetrics,
-    ClasswiseECE,
-    SmoothECE,
+
+#: the streaming classes, loaded from :mod:`focalcal.metrics.streaming` on first access
+_STREAMING = frozenset(
+    "ECE MCE NLL RMSCE Accuracy AdaECE Brier CalibrationMetrics ClasswiseECE SmoothECE".split()
 )
 
 __all__ = [
@@ -61,7 +54,6 @@ __all__ = [
     "RMSCE",
     "Accuracy",
     "AdaECE",
-    "BinSums",
     "BootstrapResult",
     "Brier",
     "CalibrationBins",
@@ -71,16 +63,11 @@ __all__ = [
     "SmoothECE",
     "accuracy",
     "adaece",
-    "assign_bins",
-    "bin_sums",
     "bootstrap_ci",
     "brier",
     "calibration_bins",
-    "classwise_bin_sums",
     "classwise_ece",
     "ece",
-    "equal_mass_edges",
-    "equal_width_edges",
     "error",
     "mce",
     "nll",
@@ -90,12 +77,36 @@ __all__ = [
     "smooth_ece",
 ]
 
-# ---- independent sigmoid outputs: binary and per-label (marginal) ECE ----------------------------
-from focalcal.metrics.multilabel import (
-    BinaryECE,
-    MultilabelECE,
-    binary_ece,
-    multilabel_ece,
-)
 
-__all__ += ["BinaryECE", "MultilabelECE", "binary_ece", "multilabel_ece"]
+def __getattr__(name: str) -> Any:
+    """The streaming classes, imported (with torchmetrics) on first access (PEP 562)."""
+    if name in _STREAMING:
+        value = getattr(importlib.import_module("focalcal.metrics.streaming"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_STREAMING})
+
+
+# ---- independent sigmoid outputs: binary and per-label (marginal) ECE ----------------------------
+#: loaded from :mod:`focalcal.metrics.multilabel` on first access (its streaming classes need
+#: torchmetrics)
+_MULTILABEL = frozenset({"BinaryECE", "MultilabelECE", "binary_ece", "multilabel_ece"})
+__all__ += sorted(_MULTILABEL)
+_streaming_getattr = __getattr__
+
+
+def __getattr__(name: str) -> Any:
+    """The multi-label metrics, then the streaming classes, imported on first access."""
+    if name in _MULTILABEL:
+        value = getattr(importlib.import_module("focalcal.metrics.multilabel"), name)
+        globals()[name] = value
+        return value
+    return _streaming_getattr(name)
+
+
+def __dir__() -> list[str]:  # noqa: F811
+    return sorted({*globals(), *_STREAMING, *_MULTILABEL})

@@ -4,8 +4,11 @@ Every binned calibration quantity (ECE, MCE, RMSCE, Classwise-ECE, AdaECE, relia
 AdaFocal's per-bin γ, histogram binning) goes through these functions.
 
 Convention (stated, not implied): bins are half-open on the left, ``(lo, hi]``; a value equal to
-the lowest edge (0 for equal-width bins) goes to the first bin. Edges are compared in the dtype of
-the values, so float32 confidences are compared with float32 edges, as in the papers' code.
+the lowest edge (0 for equal-width bins) goes to the first bin, unless the caller drops it with
+:func:`above_lowest_edge` (the papers' code). Edges are compared in the dtype of the values, so
+float32 confidences are compared with float32 edges, as in the papers' code.
+
+This module imports only torch, so the losses can use it without the metrics' dependencies.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from focalcal._validation import check_bool
+
 __all__ = [
     "BinSums",
+    "above_lowest_edge",
     "assign_bins",
     "bin_sums",
     "classwise_bin_sums",
@@ -30,7 +36,13 @@ class BinSums(NamedTuple):
     """Per-bin sufficient statistics, each of shape (..., n_bins).
 
     ``count`` is the number (or total weight) of items, ``conf_sum`` the sum of confidences and
-    ``acc_sum`` the sum of correctness indicators in each bin. Means are ``sum / count``.
+    ``acc_sum`` the sum of correctness indicators in each bin. Means are ``sum / count``; sums of
+    disjoint data add (``a + b``), which is how streaming and distributed metrics combine them.
+
+    Example:
+        >>> a = BinSums(torch.tensor([1.0, 0.0]), torch.tensor([0.3, 0.0]), torch.tensor([1.0, 0.0]))
+        >>> (a + a).count
+        tensor([2., 0.])
     """
 
     count: Tensor
@@ -51,8 +63,12 @@ def equal_width_edges(
     By default each edge is ``k / n_bins`` computed in float64 and rounded once to ``dtype``.
     ``official=True`` reproduces the papers' code, ``torch.linspace(0, 1, n_bins + 1)`` in float32,
     whose edges can be one ulp off (e.g. 0.20000002 instead of 0.2 for 15 bins).
+
+    Example:
+        >>> equal_width_edges(4)
+        tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000])
     """
-    if official:
+    if check_bool(official, "official"):
         return torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float32, device=device).to(dtype)
     return torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=device).to(dtype)
 
@@ -112,7 +128,7 @@ def edges_in_dtype(edges: Tensor, dtype: torch.dtype, *, exact: bool = False) ->
         (True, False)
     """
     rounded = edges.to(dtype)
-    if not exact or rounded.dtype == edges.dtype:
+    if not check_bool(exact, "exact") or rounded.dtype == edges.dtype:
         return rounded
     too_high = rounded.to(edges.dtype) > edges
     return torch.where(
@@ -121,7 +137,7 @@ def edges_in_dtype(edges: Tensor, dtype: torch.dtype, *, exact: bool = False) ->
 
 
 def assign_bins(values: Tensor, edges: Tensor, *, exact: bool = False) -> Tensor:
-    r"""Index of the ``(edges[b], edges[b+1]]`` bin of each value (int64, same shape as ``values``).
+    r"""Index of the ``(edges[b], edges[b+1]]`` bin of each value (int64).
 
     Values at or below ``edges[0]`` go to bin 0 and values above ``edges[-1]`` to the last bin, so
     every value lands in exactly one of ``len(edges) - 1`` bins. Edges are compared in the dtype of
@@ -130,12 +146,35 @@ def assign_bins(values: Tensor, edges: Tensor, *, exact: bool = False) -> Tensor
 
     .. math:: b(v) = \min\{b : v \le e_{b+1}\}
 
+    ``edges`` (B + 1,) gives the shape of ``values``; ``edges`` (R, B + 1), one set of edges per
+    row (e.g. per bootstrap resample), bins the 1-D ``values`` (N,) against each: (R, N).
+
     Example:
         >>> assign_bins(torch.tensor([0.0, 0.1, 0.5, 0.51, 1.0]), equal_width_edges(2))
         tensor([0, 0, 0, 1, 1])
+        >>> assign_bins(torch.tensor([0.2, 0.6]), torch.tensor([[0.0, 0.5, 1.0], [0.0, 0.1, 1.0]]))
+        tensor([[0, 1],
+                [1, 1]])
     """
-    inner = edges_in_dtype(edges[1:-1], values.dtype, exact=exact)
-    return torch.bucketize(values.contiguous(), inner.contiguous(), right=False)
+    inner = edges_in_dtype(edges[..., 1:-1], values.dtype, exact=exact).contiguous()
+    if edges.ndim == 1:
+        return torch.bucketize(values.contiguous(), inner, right=False)
+    return torch.searchsorted(inner, values.expand(edges.shape[0], -1).contiguous(), right=False)
+
+
+def above_lowest_edge(values: Tensor, edges: Tensor, *, exact: bool = False) -> Tensor:
+    """Whether each value lies strictly above the lowest edge ``edges[..., 0]`` (bool).
+
+    The papers' code leaves a value equal to the lowest edge (a confidence of 0, or the minimum
+    confidence for equal-mass edges) in no bin while still counting it in N; this mask is that
+    rule, for every metric and the bootstrap. ``edges`` (R, B + 1) gives an (R, N) mask.
+
+    Example:
+        >>> above_lowest_edge(torch.tensor([0.0, 0.3]), equal_width_edges(2))
+        tensor([False,  True])
+    """
+    lowest = edges_in_dtype(edges[..., :1], values.dtype, exact=exact)
+    return values > lowest
 
 
 def bin_sums(
@@ -223,8 +262,8 @@ def classwise_bin_sums(
     Equal to ``bin_sums(assign_bins(probs, edges), probs, one_hot(labels), B)`` of shape (C, B),
     but without materialising N·C bin indices: every probability at or below ``edges[1]`` lies in
     bin 0, and at most ``1 / edges[1]`` entries per row lie above it, so only those are binned;
-    bin 0 is the per-class total minus the other bins. On (N, 100) inputs this is several times
-    faster than binning every entry.
+    bin 0 is the per-class total minus the other bins. With many classes most probabilities are
+    small, so this bins a small fraction of the N·C entries.
 
     Args:
         probs: (N, C) probabilities (any float dtype; compared in that dtype).
@@ -245,6 +284,7 @@ def classwise_bin_sums(
         tensor([[1., 1.],
                 [0., 0.]], dtype=torch.float64)
     """
+    check_bool(exclude_lowest, "exclude_lowest")
     n, c = probs.shape
     n_bins = edges.numel() - 1
     device = probs.device
@@ -254,8 +294,9 @@ def classwise_bin_sums(
 
     def per_class(values: Tensor) -> Tensor:
         """Weighted column sums of an (N, C) tensor: (C,) or (R, C)."""
-        if w is None:
-            return values.sum(0).to(dtype)  # cascade summation: accurate in float32 too
+        if w is None:  # cascade summation: accurate in float32 too, but not in half precision
+            half = values.dtype in (torch.float16, torch.bfloat16)
+            return values.sum(0, dtype=torch.float32 if half else None).to(dtype)
         return (w @ values.to(dtype)).reshape(*lead, c)
 
     def per_label(row_values: Tensor) -> Tensor:
@@ -287,7 +328,7 @@ def classwise_bin_sums(
     conf_sum[..., 0] = total_conf - conf_sum[..., 1:].sum(-1)
     acc_sum[..., 0] = total_acc - acc_sum[..., 1:].sum(-1)
     if exclude_lowest:
-        low = probs <= edges_in_dtype(edges[:1], probs.dtype, exact=exact)
+        low = ~above_lowest_edge(probs, edges, exact=exact)
         count[..., 0] -= per_class(low.to(dtype))
         conf_sum[..., 0] -= per_class(torch.where(low, probs, 0).to(dtype))
         acc_sum[..., 0] -= per_label(low.gather(1, labels.unsqueeze(1)).squeeze(1))

@@ -23,14 +23,14 @@ import torch
 from torch import Tensor
 
 from focalcal._validation import _describe, as_tensor, check_choice, check_finite, restore_kind
-from focalcal.metrics.binning import BinSums
-from focalcal.metrics.functional import (
+from focalcal.metrics._core import (
     Convention,
     MetricValue,
     binned_calibration_error,
     check_binning,
     top_label_update,
 )
+from focalcal.metrics.binning import BinSums
 from focalcal.metrics.streaming import _PreparedInputs
 
 __all__ = ["BinaryECE", "MultilabelECE", "binary_ece", "multilabel_ece"]

@@ -32,7 +32,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from focalcal._validation import as_tensor, check_finite, check_logits, check_positive
+from focalcal._validation import (
+    as_tensor,
+    check_bool,
+    check_finite,
+    check_logits,
+    check_positive,
+)
 
 __all__ = [
     "energy_score",
@@ -54,26 +60,54 @@ def _logits(logits: Any) -> Tensor:
 
 
 def max_softmax_score(logits: Any, *, temperature: float = 1.0) -> Tensor:
-    r"""Maximum softmax probability :math:`\max_c \mathrm{softmax}(z/T)_c` (large = in-dist)."""
+    r"""Maximum softmax probability :math:`\max_c \mathrm{softmax}(z/T)_c` (large = in-dist).
+
+    Hendrycks & Gimpel 2017. ``logits`` (N, C) → scores (N,).
+
+    Example:
+        >>> max_softmax_score(torch.tensor([[0.0, 0.0], [2.0, 0.0]]))
+        tensor([0.5000, 0.8808])
+    """
     t = check_positive(temperature, "temperature")
     return torch.softmax(_logits(logits) / t, dim=1).amax(dim=1)
 
 
 def entropy_score(logits: Any, *, temperature: float = 1.0) -> Tensor:
-    r"""Predictive entropy :math:`-\sum_c p_c\log p_c` of ``softmax(z/T)`` (large = OOD)."""
+    r"""Predictive entropy :math:`-\sum_c p_c\log p_c` of ``softmax(z/T)`` (large = OOD).
+
+    ``logits`` (N, C) → scores (N,); the uniform prediction has the largest entropy, log C.
+
+    Example:
+        >>> entropy_score(torch.tensor([[0.0, 0.0], [9.0, 0.0]]))
+        tensor([0.6931, 0.0012])
+    """
     t = check_positive(temperature, "temperature")
     log_p = torch.log_softmax(_logits(logits) / t, dim=1)
     return -(log_p.exp() * log_p).sum(dim=1)
 
 
 def energy_score(logits: Any, *, temperature: float = 1.0) -> Tensor:
-    r"""Free energy :math:`-T\log\sum_c e^{z_c/T}` (large = OOD; Liu et al. 2020)."""
+    r"""Free energy :math:`-T\log\sum_c e^{z_c/T}` (large = OOD; Liu et al. 2020).
+
+    ``logits`` (N, C) → scores (N,).
+
+    Example:
+        >>> energy_score(torch.tensor([[0.0, 0.0]]))  # -log 2
+        tensor([-0.6931])
+    """
     t = check_positive(temperature, "temperature")
     return -t * torch.logsumexp(_logits(logits) / t, dim=1)
 
 
 def max_logit_score(logits: Any) -> Tensor:
-    r"""Maximum logit :math:`\max_c z_c` (large = in-distribution; Hendrycks et al. 2022)."""
+    r"""Maximum logit :math:`\max_c z_c` (large = in-distribution; Hendrycks et al. 2022).
+
+    ``logits`` (N, C) → scores (N,).
+
+    Example:
+        >>> max_logit_score(torch.tensor([[1.0, 3.0], [0.5, -1.0]]))
+        tensor([3.0000, 0.5000])
+    """
     return _logits(logits).amax(dim=1)
 
 
@@ -93,9 +127,9 @@ def _roc_counts(scores_in: Any, scores_out: Any, ood_higher: bool) -> tuple[Tens
     OOD items are the positives; an item is flagged when its (sign-adjusted) score is at least
     the threshold.
     """
+    sign = 1.0 if check_bool(ood_higher, "ood_higher") else -1.0
     s_in, s_out = _scores(scores_in, "scores_in"), _scores(scores_out, "scores_out")
     s_out = s_out.to(s_in.device)
-    sign = 1.0 if ood_higher else -1.0
     scores = torch.cat([s_out, s_in]) * sign
     positive = torch.cat(
         [torch.ones_like(s_out), torch.zeros_like(s_in)]

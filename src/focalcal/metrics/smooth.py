@@ -31,9 +31,9 @@ import torch
 from torch import Tensor
 
 from focalcal._validation import restore_kind
-from focalcal.metrics.functional import prepare_inputs, top_label_pairs
+from focalcal.metrics._core import prepare_inputs, top_label_pairs
 
-__all__ = ["smooth_ece", "smooth_ece_at", "smooth_ece_from_pairs"]
+__all__ = ["smooth_ece"]
 
 _MESH_POINTS = 200
 
@@ -99,15 +99,18 @@ def _pairs_on_grid(confidence: Tensor, correct: Tensor) -> Callable[[int], Tenso
     return grid
 
 
-def smooth_ece_at(confidence: Tensor, correct: Tensor, sigma: float) -> Tensor:
+def _smooth_ece_at(confidence: Tensor, correct: Tensor, sigma: float) -> Tensor:
     """Smooth ECE at a fixed bandwidth ``sigma`` (relplot ``smECE_sigma``), float64 0-d."""
     return _smooth_ece_on_grid(_pairs_on_grid(confidence, correct)(_grid_points(sigma)), sigma)
 
 
-def smooth_ece_from_pairs(
+def _smooth_ece_from_pairs(
     confidence: Tensor, correct: Tensor, *, eps: float = 1e-3, return_bandwidth: bool = False
 ) -> Tensor | tuple[Tensor, float]:
-    """Smooth ECE of (confidence, correct) pairs, both (N,); optionally with the bandwidth σ*."""
+    """Smooth ECE of (confidence, correct) pairs, both (N,); optionally with the bandwidth σ*.
+
+    σ* is found by 10 bisection steps on ``σ < smECE_σ`` from σ = 1 (relplot's search).
+    """
     grid = _pairs_on_grid(confidence, correct)
 
     def value_at(alpha: float) -> Tensor:
@@ -158,4 +161,5 @@ def smooth_ece(
         probs, labels, from_logits=from_logits, ignore_index=ignore_index, validate=validate
     )
     confidence, correct = top_label_pairs(x, y, from_logits)
-    return restore_kind(smooth_ece_from_pairs(confidence, correct), was_numpy)  # type: ignore[arg-type]
+    value = _smooth_ece_from_pairs(confidence, correct)
+    return restore_kind(value, was_numpy)  # type: ignore[arg-type]

@@ -2,17 +2,17 @@
 
 ``get_model(name, num_classes, in_channels=3, **kwargs)`` builds:
 
-========================  ==================================================================
-name                      network
-========================  ==================================================================
-``resnet50``              papers' CIFAR ResNet-50: 4-stage bottleneck [3, 4, 6, 3], 3×3 stem
-``resnet110``             papers' "ResNet-110": 4-stage bottleneck [3, 4, 26, 3]
-``wide_resnet26_10``      papers' WRN-26-10: 3 × 4 post-activation basic blocks, 160/320/640
-``densenet121``           CIFAR DenseNet-121: [6, 12, 24, 16], growth 32, compression 0.5
-``resnet20``, ``resnet8`` He et al. CIFAR ResNets (also 32, 56, ``resnet110_he``), option A
-``small_cnn``             2 conv blocks + 2-layer head for 28×28 inputs
-``mlp``                   ``mlp(in_features, hidden=256, depth=2)`` for feature vectors
-========================  ==================================================================
+==========================  ==================================================================
+name                        network
+==========================  ==================================================================
+``resnet50``                papers' CIFAR ResNet-50: 4-stage bottleneck [3, 4, 6, 3], 3×3 stem
+``resnet110``               papers' "ResNet-110": 4-stage bottleneck [3, 4, 26, 3]
+``wide_resnet26_10``        papers' WRN-26-10: 3 × 4 post-activation basic blocks, 160/320/640
+``densenet121``             CIFAR DenseNet-121: [6, 12, 24, 16], growth 32, compression 0.5
+``resnet20``, ``resnet8``   He et al. CIFAR ResNets (also 32, 56, ``resnet110_he``), option A
+``small_cnn``               2 conv blocks + 2-layer head for 28×28 inputs
+``mlp``                     ``mlp(in_features, hidden=256, depth=2)`` for feature vectors
+==========================  ==================================================================
 
 :func:`check_compatibility` checks a dataset against a model (channels, feature size, number of
 classes, and a one-sample dry run) so that a mismatch fails before training starts.

@@ -17,13 +17,13 @@ Reference: DeGroot & Fienberg 1983; Niculescu-Mizil & Caruana 2005; Guo et al. 2
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from focalcal._io import atomic_write
 from focalcal._optional import require
-from focalcal._validation import check_n_bins
+from focalcal._validation import check_bool, check_n_bins
 from focalcal.metrics import calibration_bins, ece
 
 __all__ = ["reliability_diagram", "save_reliability_diagram"]
@@ -102,64 +102,103 @@ def reliability_diagram(
     """
     require("matplotlib", "plot")
     n_bins = check_n_bins(n_bins)
+    show_gap = check_bool(show_gap, "show_gap")
+    show_histogram = check_bool(show_histogram, "show_histogram")
     models = _models(probs, label)
+    colors = _colors(colors, len(models))
     if ax is None:
         from matplotlib.figure import Figure
 
         ax, new_hist_ax = _stacked_axes(Figure(figsize=(5.0, 6.0), layout="constrained"))
         hist_ax = hist_ax if hist_ax is not None else new_hist_ax
-    if colors is None:
-        colors = [f"C{i}" for i in range(len(models))]  # the property-cycle colours
-    elif len(colors) < len(models):
-        raise ValueError(
-            f"colors: expected at least {len(models)} colours (one per model), got {len(colors)}"
-        )
-
     ax.plot([0, 1], [0, 1], ls="--", color="0.45", lw=1.2, label="perfect calibration", zorder=3)
     if not show_histogram:
         hist_ax = None
     elif hist_ax is None:
         hist_ax = _appended_axes(ax)
-    width = 1.0 / n_bins
-    bar_width = 0.92 * width / len(models)
-    single = len(models) == 1
+    kw = {"n_bins": n_bins, "from_logits": from_logits, "convention": convention}
     for m, ((name, model_probs), color) in enumerate(zip(models, colors, strict=False)):
-        kw = {"n_bins": n_bins, "from_logits": from_logits, "convention": convention}
+        bars = _Bars(n_bins, m, len(models))
         bins = calibration_bins(model_probs, labels, **kw)
         value = float(ece(model_probs, labels, **kw))
-        edges = bins.edges.cpu().numpy()
-        filled = bins.count.cpu().numpy() > 0
-        accuracy = bins.accuracy.cpu().numpy()[filled]
-        gap = bins.confidence.cpu().numpy()[filled] - accuracy
-        left = edges[:-1] + 0.04 * width + m * bar_width
-        bar = {"width": bar_width, "align": "edge", "zorder": 2}
-        ax.bar(
-            left[filled],
-            accuracy,
-            color=color,
-            alpha=0.85,
-            edgecolor="black",
-            linewidth=0.6,
-            label=f"{name or 'accuracy'} (ECE {100 * value:.2f}%)",
-            **bar,
+        _draw_model(
+            ax, hist_ax, bins, bars, color, f"{name or 'accuracy'} (ECE {100 * value:.2f}%)"
         )
         if show_gap:
-            ax.bar(
-                left[filled],
-                gap,
-                bottom=accuracy,
-                facecolor=(1.0, 0.2, 0.3, 0.25) if single else "none",
-                hatch="//",
-                edgecolor="crimson" if single else color,
-                linewidth=0.5,
-                label=("gap to mean confidence" if single else "gaps (hatched)")
-                if m == 0
-                else None,
-                **bar,
-            )
-        if hist_ax is not None:
-            percent = 100 * bins.proportion.cpu().numpy()
-            hist_ax.bar(left, percent, color=color, alpha=0.8, edgecolor="black", lw=0.4, **bar)
+            _draw_gaps(ax, bins, bars, color, first=m == 0, single=len(models) == 1)
+    _style(ax, hist_ax, title)
+    return ax
+
+
+def _colors(colors: Sequence[Any] | None, n_models: int) -> Sequence[Any]:
+    """One colour per model: the given ones, or the property cycle."""
+    if colors is None:
+        return [f"C{i}" for i in range(n_models)]
+    if len(colors) < n_models:
+        raise ValueError(
+            f"colors: expected at least {n_models} colours (one per model), got {len(colors)}"
+        )
+    return colors
+
+
+class _Bars:
+    """Geometry of model ``m``'s bars among ``n_models`` side by side in each of ``n_bins``."""
+
+    def __init__(self, n_bins: int, m: int, n_models: int) -> None:
+        width = 1.0 / n_bins
+        self.width = 0.92 * width / n_models
+        self.offset = 0.04 * width + m * self.width
+
+    def left(self, edges: Any) -> Any:
+        return edges[:-1] + self.offset
+
+    def style(self) -> dict[str, Any]:
+        return {"width": self.width, "align": "edge", "zorder": 2}
+
+
+def _draw_model(ax: Any, hist_ax: Any, bins: Any, bars: _Bars, color: Any, label: str) -> None:
+    """One model's accuracy bars (non-empty bins) and its confidence histogram."""
+    left = bars.left(bins.edges.cpu().numpy())
+    filled = bins.count.cpu().numpy() > 0
+    accuracy = bins.accuracy.cpu().numpy()[filled]
+    ax.bar(
+        left[filled],
+        accuracy,
+        color=color,
+        alpha=0.85,
+        edgecolor="black",
+        linewidth=0.6,
+        label=label,
+        **bars.style(),
+    )
+    if hist_ax is not None:
+        percent = 100 * bins.proportion.cpu().numpy()
+        hist_ax.bar(
+            left, percent, color=color, alpha=0.8, edgecolor="black", lw=0.4, **bars.style()
+        )
+
+
+def _draw_gaps(ax: Any, bins: Any, bars: _Bars, color: Any, *, first: bool, single: bool) -> None:
+    """Hatched gap between each accuracy bar and its bin's mean confidence."""
+    filled = bins.count.cpu().numpy() > 0
+    accuracy = bins.accuracy.cpu().numpy()[filled]
+    gap = bins.confidence.cpu().numpy()[filled] - accuracy
+    legend = "gap to mean confidence" if single else "gaps (hatched)"
+    ax.bar(
+        bars.left(bins.edges.cpu().numpy())[filled],
+        gap,
+        bottom=accuracy,
+        facecolor=(1.0, 0.2, 0.3, 0.25) if single else "none",
+        hatch="//",
+        edgecolor="crimson" if single else color,
+        linewidth=0.5,
+        label=legend if first else None,
+        **bars.style(),
+    )
+
+
+def _style(ax: Any, hist_ax: Any, title: str | None) -> None:
+    """Axes limits, labels, grid, legend and title of the diagram (and its histogram)."""
     if hist_ax is not None:
         hist_ax.set_xlim(0, 1)
         hist_ax.set_ylabel("% of samples")
@@ -175,7 +214,6 @@ def reliability_diagram(
     ax.grid(True, ls=":", lw=0.6, alpha=0.6)
     if title:
         ax.set_title(title)
-    return ax
 
 
 def save_reliability_diagram(
@@ -190,7 +228,7 @@ def save_reliability_diagram(
     """Draw :func:`reliability_diagram` on a new figure and write it to ``path`` atomically.
 
     The format comes from the suffix (``.png``, ``.svg`` or ``.pdf``); the figure is written to a
-    temporary file in the same folder and moved into place with ``os.replace``. No pyplot state
+    temporary file in the same folder and moved into place (:mod:`focalcal._io`). No pyplot state
     is touched. Returns the path written.
 
     Example:
@@ -219,14 +257,5 @@ def save_reliability_diagram(
     else:
         ax = fig.add_subplot()
     reliability_diagram(probs, labels, ax=ax, **kwargs)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=fmt)
-        # mkstemp makes the file 0600: keep the mode of the file replaced, else rw-r--r--
-        os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda handle: fig.savefig(handle, format=fmt))
     return target

@@ -15,7 +15,7 @@ from typing import Any
 from torch import Tensor
 
 from .. import metrics
-from ._io import atomic_write_text
+from .._io import atomic_write_text
 from .evaluate import METRICS_FILE, evaluate_run, load_logits
 
 __all__ = ["compare_runs", "format_comparison"]

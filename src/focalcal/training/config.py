@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write_text
 from .._registry import Registry
 from .._validation import check_choice, check_int, check_positive
-from ._io import atomic_write_text
 
 __all__ = [
     "DFL_GAMMA",

@@ -28,10 +28,10 @@ import torch
 from torch import Tensor
 
 from .. import metrics
+from .._io import atomic_save_npz, atomic_write_text
 from .._validation import check_choice, check_int
 from ..calibration import TemperatureScaling
 from ..metrics import ood
-from ._io import atomic_save_npz, atomic_write_text
 from .config import TrainConfig, load_config
 from .run import CONFIG_FILE, LOGITS_FILE, compute_logits, load_model, load_splits
 
@@ -101,8 +101,7 @@ def fit_temperature(
     """T fitted on the validation split: ``"ece"`` = the papers' grid search (0.1 … 10, first
     minimum of the 15-bin ECE); ``"nll"`` = exact minimisation of the validation NLL."""
     check_choice(criterion, "ts_criterion", ("nll", "ece"))
-    method = "grid" if criterion == "ece" else "optimize"
-    scaler = TemperatureScaling(criterion=criterion, method=method, n_bins=n_bins)
+    scaler = TemperatureScaling("grid_ece" if criterion == "ece" else "nll", n_bins=n_bins)
     return float(scaler.fit(val_logits, val_labels).temperature_)
 
 

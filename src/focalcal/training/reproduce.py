@@ -48,9 +48,9 @@ import numpy as np
 import torch
 
 from .. import metrics
+from .._io import atomic_write_text
 from .._registry import Registry
 from .._validation import check_choice, check_int
-from ._io import atomic_write_text
 from .config import load_config, parse_key_value
 from .evaluate import METRIC_LABELS, METRICS_FILE, evaluate_run, load_logits
 from .run import CONFIG_FILE, STATUS_FILE, is_finished, train

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .. import losses, models
+from .._io import atomic_save_npz, atomic_write_text
 from ..data import (
     DATASETS,
     ArrayDataset,
@@ -37,7 +38,6 @@ from ..data import (
     stratified_subset_indices,
 )
 from ..models import check_compatibility, get_model
-from ._io import atomic_save_npz, atomic_write_text
 from .config import TrainConfig, load_config, save_config
 from .predict import predict_logits
 

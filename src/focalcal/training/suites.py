@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
+from .._io import atomic_save_npz
 from .._registry import Registry
 from .._validation import check_int
-from ._io import atomic_save_npz
 from .config import TrainConfig, make_config
 
 __all__ = [

@@ -11,8 +11,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_torch_save
 from .._optional import require
-from ._io import atomic_torch_save
 from .config import TrainConfig
 
 L = require("lightning", "train")

@@ -39,7 +39,6 @@ __all__ = [
 
 #: logged name → key of :class:`~focalcal.metrics.CalibrationMetrics`
 METRIC_NAMES = {"ECE": "ece", "AdaECE": "adaece", "CW-ECE": "classwise_ece", "NLL": "nll"}
-BatchLogits = Callable[[Any, Any], tuple[Tensor, Tensor]]
 
 
 def forward_batch_logits(pl_module: Any, batch: Any) -> tuple[Tensor, Tensor]:
@@ -80,7 +79,11 @@ class CalibrationMetricsCallback(L.Callback):
     """
 
     def __init__(
-        self, n_bins: int = 15, *, prefix: str = "cal/", batch_logits: BatchLogits | None = None
+        self,
+        n_bins: int = 15,
+        *,
+        prefix: str = "cal/",
+        batch_logits: Callable[[Any, Any], tuple[Tensor, Tensor]] | None = None,
     ) -> None:
         self.n_bins = check_n_bins(n_bins)
         self.prefix = prefix
@@ -129,7 +132,10 @@ class TemperatureScalingCallback(L.Callback):
     """
 
     def __init__(
-        self, ckpt_path: str | Path | None = None, *, batch_logits: BatchLogits | None = None
+        self,
+        ckpt_path: str | Path | None = None,
+        *,
+        batch_logits: Callable[[Any, Any], tuple[Tensor, Tensor]] | None = None,
     ) -> None:
         self.ckpt_path = ckpt_path
         self.batch_logits = batch_logits or forward_batch_logits

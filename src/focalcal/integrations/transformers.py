@@ -109,6 +109,10 @@ def task_items(logits: Tensor, labels: Tensor, task: str) -> tuple[Tensor, Tenso
     return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
 
 
+def _has_counted_items(targets: Tensor) -> bool:
+    return targets.is_floating_point() or bool((targets != IGNORE_INDEX).any())
+
+
 def _num_items(num_items_in_batch: Any, targets: Tensor) -> Tensor | int | None:
     """``num_items_in_batch`` checked: None, a positive int, or a positive 1-element tensor.
 
@@ -130,8 +134,7 @@ def _num_items(num_items_in_batch: Any, targets: Tensor) -> Tensor | int | None:
             f"num_items_in_batch: expected an int or a 0-d tensor, got "
             f"{_describe(num_items_in_batch)}"
         )
-    counted = targets.is_floating_point() or bool((targets != IGNORE_INDEX).any())
-    if value < 0 or (value == 0 and counted):
+    if value < 0 or (value == 0 and _has_counted_items(targets)):
         raise ValueError(
             f"num_items_in_batch: expected the number of counted labels in the accumulated "
             f"batch (> 0), got {value:g} while this batch has labels to count; it is the "

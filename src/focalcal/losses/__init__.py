@@ -57,6 +57,7 @@ from focalcal.losses.linear import LinearCalibrationLoss, linear_calibration_los
 from focalcal.losses.mbls import MbLSLoss, mbls_loss
 from focalcal.losses.mdca import MDCALoss, mdca_loss
 from focalcal.losses.mmce import MMCELoss, mmce_loss
+from focalcal.losses.sigmoid import SigmoidFocalLoss, sigmoid_focal_loss
 
 __all__ = [
     "LOSSES",
@@ -78,6 +79,7 @@ __all__ = [
     "MMCELoss",
     "MbLSLoss",
     "ScheduledGamma",
+    "SigmoidFocalLoss",
     "ThresholdGamma",
     "acls_loss",
     "adafocal_gamma_update",
@@ -97,6 +99,7 @@ __all__ = [
     "mdca_loss",
     "mmce_loss",
     "set_cpu_kernel",
+    "sigmoid_focal_loss",
 ]
 
 #: Every loss module by name (aliases included); :func:`get_loss` builds from it.

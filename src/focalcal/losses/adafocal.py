@@ -26,6 +26,7 @@ from focalcal._validation import (
 )
 from focalcal.losses._kernel import GammaTable, focal_family_loss
 from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32
+from focalcal.losses._soft import check_label_smoothing, soft_focal_family_loss, uses_soft_path
 from focalcal.metrics.binning import (
     assign_bins,
     bin_sums,
@@ -125,6 +126,11 @@ class AdaFocalLoss(WeightedLoss):
         variant: ``"official"`` or ``"dfl_repo"``.
         weight, ignore_index, reduction, validate: as :func:`~focalcal.losses.focal_loss`
             (official reduction: ``"sum"``).
+        label_smoothing: ε in [0, 1], as :func:`~focalcal.losses.focal_loss`.
+
+    Soft targets (floating (N, C, ...) probabilities :math:`q`) give
+    :math:`-\sum_c q_c b_c^{\gamma_c}\log p_c` with :math:`\gamma_c` the γ of the bin of
+    :math:`p_c` (see :mod:`focalcal.losses._soft`); one-hot :math:`q` is the hard loss.
 
     Example:
         >>> import torch
@@ -155,10 +161,12 @@ class AdaFocalLoss(WeightedLoss):
         ignore_index: int = -100,
         reduction: str = "mean",
         validate: bool = True,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__(
             weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
         )
+        self.label_smoothing = check_label_smoothing(label_smoothing)
         self.n_bins = check_n_bins(n_bins)
         self.variant = check_choice(variant, "variant", VARIANTS)
         self.lam = check_positive(lam, "lam", allow_zero=True)
@@ -245,6 +253,11 @@ class AdaFocalLoss(WeightedLoss):
 
     @compute_in_fp32
     def _loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        if uses_soft_path(target, self.label_smoothing):
+            return soft_focal_family_loss(
+                logits, target, self._gamma, runner_up=self._runner_up,
+                label_smoothing=self.label_smoothing, **self._common(),
+            )  # fmt: skip
         logits, target, weight = check_inputs(logits, target, **self._common())
         return focal_family_loss(
             logits,
@@ -344,6 +357,7 @@ class AdaDualFocalLoss(AdaFocalLoss):
         ignore_index: int = -100,
         reduction: str = "mean",
         validate: bool = True,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__(
             n_bins,
@@ -356,6 +370,7 @@ class AdaDualFocalLoss(AdaFocalLoss):
             ignore_index=ignore_index,
             reduction=reduction,
             validate=validate,
+            label_smoothing=label_smoothing,
         )
 
     def _gamma(self, p_y: Tensor, p_j: Tensor | None) -> tuple[Tensor, Tensor | bool]:

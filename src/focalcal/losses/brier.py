@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from focalcal.losses._reduce import WeightedLoss, compute_in_fp32, prepare, reduce_items
+from focalcal.losses._soft import soft_brier_loss
 
 __all__ = ["BrierLoss", "brier_loss"]
 
@@ -35,7 +36,9 @@ def brier_loss(
     official code crashes on CPU tensors, this one runs on any device).
 
     Args:
-        logits: (N, C) or (N, C, d1, ...); target: (N) or (N, d1, ...).
+        logits: (N, C) or (N, C, d1, ...); target: (N) or (N, d1, ...) integer labels, or
+            (N, C, d1, ...) floating probabilities :math:`q`, giving :math:`\sum_c (p_c - q_c)^2`
+            (see :func:`~focalcal.losses._soft.soft_brier_loss`).
         weight, ignore_index, reduction, validate: as :func:`~focalcal.losses.focal_loss`.
 
     Example:
@@ -45,6 +48,10 @@ def brier_loss(
         0.180061
         >>> loss.backward()
     """
+    if isinstance(target, Tensor) and target.is_floating_point():
+        return soft_brier_loss(
+            logits, target, weight=weight, reduction=reduction, validate=validate
+        )
     x = prepare(logits, target, weight, ignore_index, reduction, validate)
     log_p = torch.log_softmax(x.logits, dim=1)
     index = x.target.unsqueeze(1)

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from focalcal.losses._kernel import focal_family_loss
 from focalcal.losses._reduce import check_inputs, compute_in_fp32
+from focalcal.losses._soft import soft_focal_family_loss, uses_soft_path
 from focalcal.losses.gamma import GammaLoss, GammaPolicy, gamma_functions, get_gamma_policy
 
 __all__ = ["DualFocalLoss", "dual_focal_loss"]
@@ -26,6 +27,7 @@ def dual_focal_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     validate: bool = True,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     r"""Dual focal loss :math:`\ell_i = -(1 - p_{i,y_i} + p_{i,j_i})^{\gamma_i}\log p_{i,y_i}`.
 
@@ -55,6 +57,14 @@ def dual_focal_loss(
             :math:`p_y - p_j` (margin < 0.2 → 5, < 0.5 → 3, else 3).
         weight, ignore_index, reduction, validate: as :func:`~focalcal.losses.focal_loss`
             (torch.nn.CrossEntropyLoss semantics; the official code only sums).
+        label_smoothing: ε in [0, 1], as :func:`~focalcal.losses.focal_loss`.
+
+    Soft targets: a floating (N, C, d1, ...) target :math:`q` gives
+    :math:`-\sum_c q_c (1 - p_c + p_{j(c)})^{\gamma_c}\log p_c` with :math:`p_{j(c)}` the largest
+    probability strictly below :math:`p_c` (γ from the margin :math:`p_c - p_{j(c)}` for DFL-SD).
+    For a one-hot :math:`q = e_y` only :math:`c = y` remains and :math:`p_{j(y)} = p_j`, so it is
+    exactly the loss above; every class is pushed by its own runner-up. See
+    :mod:`focalcal.losses._soft` (eager path, not the fused CPU kernel).
 
     Returns:
         A scalar, or the per-item losses (shape of ``target``) for ``reduction="none"``.
@@ -67,9 +77,13 @@ def dual_focal_loss(
         1.005785
         >>> loss.backward()
     """
-    policy = get_gamma_policy(gamma)
+    gamma_fn, gamma_table = gamma_functions(get_gamma_policy(gamma), margin=True)
+    if uses_soft_path(target, label_smoothing):
+        return soft_focal_family_loss(
+            logits, target, gamma_fn, runner_up=True, weight=weight, ignore_index=ignore_index,
+            reduction=reduction, label_smoothing=label_smoothing, validate=validate,
+        )  # fmt: skip
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
-    gamma_fn, gamma_table = gamma_functions(policy, margin=True)
     return focal_family_loss(
         logits,
         target,
@@ -101,4 +115,6 @@ class DualFocalLoss(GammaLoss):
     default_gamma = 5.0
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return dual_focal_loss(logits, target, self.gamma, **self._common())
+        return dual_focal_loss(
+            logits, target, self.gamma, label_smoothing=self.label_smoothing, **self._common()
+        )

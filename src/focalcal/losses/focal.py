@@ -16,6 +16,7 @@ from torch import Tensor
 
 from focalcal.losses._kernel import focal_family_loss
 from focalcal.losses._reduce import check_inputs, compute_in_fp32
+from focalcal.losses._soft import soft_focal_family_loss, uses_soft_path
 from focalcal.losses.gamma import GammaLoss, GammaPolicy, gamma_functions, get_gamma_policy
 
 __all__ = ["FocalLoss", "InverseFocalLoss", "focal_loss", "inverse_focal_loss"]
@@ -31,6 +32,7 @@ def focal_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     validate: bool = True,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     r"""Focal loss :math:`\ell_i = -(1 - p_{i,y_i})^{\gamma_i} \log p_{i,y_i}`.
 
@@ -42,7 +44,9 @@ def focal_loss(
 
     Args:
         logits: (N, C) or (N, C, d1, ...) unnormalised scores; fp16/bf16 are computed in fp32.
-        target: (N) or (N, d1, ...) integer class indices (or ``ignore_index``).
+        target: (N) or (N, d1, ...) integer class indices (or ``ignore_index``), or
+            (N, C, d1, ...) floating class probabilities (soft targets, e.g. Mixup):
+            :math:`-\sum_c q_c (1 - p_c)^{\gamma_c}\log p_c` (see :mod:`focalcal.losses._soft`).
         gamma: a number ≥ 0, a γ-policy name (``"flsd53"``, ``"flsd52"``, ``"flsd53_sst"``,
             ``"flsc531"``, ``"flsc532"``, ``"lambertw"``) or a
             :class:`~focalcal.losses.gamma.GammaPolicy`. Sample-dependent γ is computed from the
@@ -53,6 +57,10 @@ def focal_loss(
         reduction: ``"mean"`` (weighted mean: divided by the total weight of the counted items),
             ``"sum"`` (the official code's reduction) or ``"none"`` (shape of ``target``).
         validate: check finiteness and label range (one device sync); disable in hot loops.
+        label_smoothing: ε in [0, 1], as in :func:`torch.nn.functional.cross_entropy`: the target
+            becomes :math:`(1 - \varepsilon) q + \varepsilon / C` (at γ = 0 this is exactly
+            ``F.cross_entropy(..., label_smoothing=ε)``). Soft targets and smoothing take the eager
+            path (not the fused CPU kernel).
 
     Returns:
         A scalar, or the per-item losses (shape of ``target``) for ``reduction="none"``.
@@ -69,9 +77,13 @@ def focal_loss(
         0.045678
         >>> loss.backward()
     """
-    policy = get_gamma_policy(gamma)
+    gamma_fn, gamma_table = gamma_functions(get_gamma_policy(gamma))
+    if uses_soft_path(target, label_smoothing):
+        return soft_focal_family_loss(
+            logits, target, gamma_fn, weight=weight, ignore_index=ignore_index,
+            reduction=reduction, label_smoothing=label_smoothing, validate=validate,
+        )  # fmt: skip
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
-    gamma_fn, gamma_table = gamma_functions(policy)
     return focal_family_loss(
         logits, target, weight, ignore_index, reduction, gamma_fn, gamma_table=gamma_table
     )
@@ -87,13 +99,15 @@ def inverse_focal_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     validate: bool = True,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     r"""Inverse focal loss :math:`\ell_i = -(1 + p_{i,y_i})^{\gamma}\log p_{i,y_i}`.
 
     .. math:: \ell_i = -(1 + p_{i,y_i})^{\gamma_i}\,\log p_{i,y_i}
 
     Up-weights confident samples (the opposite of focal loss); it is also the negative-γ branch of
-    official AdaFocal. Arguments and shapes as :func:`focal_loss`; γ ≥ 0. Neither paper's code
+    official AdaFocal. Arguments and shapes as :func:`focal_loss` (soft targets and
+    ``label_smoothing`` included); γ ≥ 0. Neither paper's code
     states the γ of its inverse-focal baseline; the default 2 is a common choice.
 
     :math:`(1 + p)^{\gamma}` reaches :math:`2^{\gamma}`, which overflows float32 (the compute
@@ -109,9 +123,16 @@ def inverse_focal_loss(
         >>> inverse_focal_loss(logits, torch.tensor([0]), gamma=1.0).backward()
     """
     policy = get_gamma_policy(gamma)
+    gamma_fn, gamma_table = gamma_functions(policy, inverse=True)
+    if uses_soft_path(target, label_smoothing):
+        if isinstance(logits, Tensor):
+            _check_inverse_gamma(policy, logits.dtype)
+        return soft_focal_family_loss(
+            logits, target, gamma_fn, weight=weight, ignore_index=ignore_index,
+            reduction=reduction, label_smoothing=label_smoothing, validate=validate,
+        )  # fmt: skip
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
     _check_inverse_gamma(policy, logits.dtype)
-    gamma_fn, gamma_table = gamma_functions(policy, inverse=True)
     return focal_family_loss(
         logits, target, weight, ignore_index, reduction, gamma_fn, gamma_table=gamma_table
     )
@@ -151,7 +172,9 @@ class FocalLoss(GammaLoss):
     default_gamma = 3.0
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return focal_loss(logits, target, self.gamma, **self._common())
+        return focal_loss(
+            logits, target, self.gamma, label_smoothing=self.label_smoothing, **self._common()
+        )
 
 
 class InverseFocalLoss(GammaLoss):
@@ -169,4 +192,6 @@ class InverseFocalLoss(GammaLoss):
     default_gamma = 2.0
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return inverse_focal_loss(logits, target, self.gamma, **self._common())
+        return inverse_focal_loss(
+            logits, target, self.gamma, label_smoothing=self.label_smoothing, **self._common()
+        )

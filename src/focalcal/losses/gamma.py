@@ -394,7 +394,8 @@ def gamma_functions(
 class GammaLoss(WeightedLoss):
     """Base of the γ-based loss modules: holds the γ policy and forwards ``set_epoch``.
 
-    ``gamma=None`` means the subclass's ``default_gamma``.
+    ``gamma=None`` means the subclass's ``default_gamma``; ``label_smoothing`` as
+    :func:`~focalcal.losses.focal_loss`.
     """
 
     default_gamma: float = 3.0
@@ -407,11 +408,15 @@ class GammaLoss(WeightedLoss):
         ignore_index: int = -100,
         reduction: str = "mean",
         validate: bool = True,
+        label_smoothing: float = 0.0,
     ) -> None:
+        from focalcal.losses._soft import check_label_smoothing  # _soft imports the kernel
+
         super().__init__(
             weight=weight, ignore_index=ignore_index, reduction=reduction, validate=validate
         )
         self.gamma = get_gamma_policy(self.default_gamma if gamma is None else gamma)
+        self.label_smoothing = check_label_smoothing(label_smoothing)
 
     def set_epoch(self, epoch: int) -> None:
         """Advance an epoch-scheduled γ (FLSc-531); a no-op for other policies."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from focalcal._validation import check_choice, check_positive
+from focalcal._validation import check_choice, check_logits, check_positive
 from focalcal.losses._reduce import WeightedLoss, check_inputs, compute_in_fp32, mean_denominator
+from focalcal.losses._soft import soft_cross_entropy
 
 __all__ = ["CrossEntropyLoss", "LabelSmoothingLoss", "cross_entropy", "label_smoothing_loss"]
 
@@ -67,8 +68,13 @@ def label_smoothing_loss(
     :math:`\sum_i w_{y_i}`. Unlike the official code, (N, C, d1, ...) input, ``weight``,
     ``ignore_index`` and ``reduction`` are supported.
 
+    A floating target (N, C, d1, ...) of class probabilities :math:`q` is smoothed the same way,
+    :math:`q' = (1 - \varepsilon') q + \varepsilon'/C` (torch's ``label_smoothing=ε'``), and the
+    mean divides by the number of items, as ``F.cross_entropy`` does for probability targets.
+
     Args:
-        logits: (N, C) or (N, C, d1, ...); target: (N) or (N, d1, ...).
+        logits: (N, C) or (N, C, d1, ...); target: (N) or (N, d1, ...) integer labels, or
+            (N, C, d1, ...) probabilities.
         eps: smoothing mass in [0, 1] (paper: at most (C−1)/C).
         convention: ``"paper"`` or ``"torch"``.
         weight, ignore_index, reduction, validate: as :func:`~focalcal.losses.focal_loss`.
@@ -85,6 +91,13 @@ def label_smoothing_loss(
     if eps > 1.0:
         raise ValueError(f"eps: expected a number in [0, 1], got {eps}")
     check_choice(convention, "convention", CONVENTIONS)
+    if isinstance(target, Tensor) and target.is_floating_point():
+        num_classes = check_logits(logits, "logits", validate=False).shape[1]
+        smoothing = _torch_smoothing(eps, num_classes, convention)
+        return soft_cross_entropy(
+            logits, target, smoothing=smoothing, weight=weight, reduction=reduction,
+            validate=validate,
+        )  # fmt: skip
     logits, target, weight = check_inputs(logits, target, weight, ignore_index, reduction, validate)
     smoothing = _torch_smoothing(eps, logits.shape[1], convention)
     # torch's own fused kernel; its mean is the sum over Σ w_y, except that it returns NaN when

@@ -19,11 +19,17 @@ from focalcal.losses._reduce import (
     prepare,
     reduce_items,
 )
+from focalcal.losses._soft import reject_soft_target
 
 __all__ = ["MMCELoss", "laplacian_kernel_matvec", "mmce_loss", "mmce_penalty"]
 
 CONVENTIONS = ("kumar", "official")
 _MIN_WIDTH = 1e-3
+#: why MMCE takes hard labels only
+_NO_SOFT_FORM = (
+    "its kernel term compares confidence with correctness 1[argmax = y], which a distribution "
+    "over classes does not define"
+)
 
 
 def laplacian_kernel_matvec(r: Tensor, v: Tensor, width: float) -> Tensor:
@@ -171,6 +177,7 @@ def mmce_loss(
     if kernel_width < _MIN_WIDTH:
         raise ValueError(f"kernel_width: expected a width >= {_MIN_WIDTH}, got {kernel_width}")
     check_choice(convention, "convention", CONVENTIONS)
+    reject_soft_target(target, "mmce_loss", _NO_SOFT_FORM)
     weighted = check_bool(weighted, "weighted")
     x = prepare(logits, target, weight, ignore_index, reduction, validate)
     log_p = torch.log_softmax(x.logits, dim=1)

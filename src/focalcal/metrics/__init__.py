@@ -93,3 +93,24 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_STREAMING})
+
+
+# ---- independent sigmoid outputs: binary and per-label (marginal) ECE ----------------------------
+#: loaded from :mod:`focalcal.metrics.multilabel` on first access (its streaming classes need
+#: torchmetrics)
+_MULTILABEL = frozenset({"BinaryECE", "MultilabelECE", "binary_ece", "multilabel_ece"})
+__all__ += sorted(_MULTILABEL)
+_streaming_getattr = __getattr__
+
+
+def __getattr__(name: str) -> Any:
+    """The multi-label metrics, then the streaming classes, imported on first access."""
+    if name in _MULTILABEL:
+        value = getattr(importlib.import_module("focalcal.metrics.multilabel"), name)
+        globals()[name] = value
+        return value
+    return _streaming_getattr(name)
+
+
+def __dir__() -> list[str]:  # noqa: F811
+    return sorted({*globals(), *_STREAMING, *_MULTILABEL})

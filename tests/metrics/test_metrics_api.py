@@ -65,6 +65,7 @@ PACKAGES = {
         *("CalibrationBins", "accuracy", "adaece", "bootstrap_ci", "brier", "calibration_bins"),
         *("classwise_ece", "ece", "error", "mce", "nll", "ood", "paired_bootstrap", "rmsce"),
         *("smooth_ece", "binning", "coverage", "bootstrap_interval"),
+        *("binary_ece", "multilabel_ece", "BinaryECE", "MultilabelECE"),
     },
     "focalcal.calibration": {
         *("CALIBRATORS", "Calibrator", "LogitCalibrator", "ProbabilityCalibrator"),
@@ -86,6 +87,7 @@ MODULES = [
     "focalcal.metrics.bootstrap",
     "focalcal.metrics.coverage",
     "focalcal.metrics.functional",
+    "focalcal.metrics.multilabel",
     "focalcal.metrics.ood",
     "focalcal.metrics.smooth",
     "focalcal.metrics.streaming",

@@ -397,7 +397,7 @@ def linear_calibration_loss(
         weight: (V, H) output-layer weight, same dtype and device as ``hidden``.
         target: (N) or (B, T) integer labels in [0, V), or ``ignore_index``.
         bias: optional (V,) output-layer bias.
-        loss: one of :data:`LINEAR_LOSSES` (``"ce"``, ``"focal"``, ``"flsd53"``, ``"flsd52"``,
+        loss: one of ``LINEAR_LOSSES`` (``"ce"``, ``"focal"``, ``"flsd53"``, ``"flsd52"``,
             ``"flsc531"``, ``"flsc532"``, ``"dual_focal"``, ``"dual_flsd53"`` (DFL-SD),
             ``"inverse_focal"``, ``"label_smoothing"``, ``"brier"``, ``"dft"``) or an alias.
         gamma: γ of the γ-based losses (a number, a policy name or a

@@ -123,7 +123,7 @@ def load_checkpoint(path: str | Path, remedy: str) -> dict[str, Any]:
 
 
 def config_differences(saved: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
-    """``["epochs: 3 → 4", ...]``: the fields (but :data:`RUNTIME_FIELDS`) whose values differ.
+    """``["epochs: 3 → 4", ...]``: the fields (but ``RUNTIME_FIELDS``) whose values differ.
 
     Example:
         >>> config_differences({"epochs": 3, "devices": 1}, {"epochs": 4, "devices": 2})
@@ -325,7 +325,7 @@ def train(
     """Train ``config`` into ``run_dir`` and save the final logits (then ``evaluate_run``).
 
     With ``resume``, training continues from ``checkpoints/last.ckpt``. ``config`` must be the
-    saved ``config.json`` but for :data:`RUNTIME_FIELDS` (``devices``, ``precision``, ...):
+    saved ``config.json`` but for ``RUNTIME_FIELDS`` (``devices``, ``precision``, ...):
     a resumed run never silently changes its recipe, and a ``ValueError`` names the fields
     that differ. Resuming a finished run trains nothing and returns ``run_dir``.
     Returns ``run_dir`` on global rank 0 and ``None`` on the other DDP processes (every process

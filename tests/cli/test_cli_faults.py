@@ -105,3 +105,26 @@ def test_a_read_only_disk_names_the_folder(error_line, tmp_path, tiny_features, 
     line = error_line(done.stderr)
     assert "Read-only file system" in line and str(out) in line and "--out" in line
     assert not out.exists()
+
+
+def test_a_download_without_network_is_one_line(error_line, tmp_path, monkeypatch, capsys):
+    """The official URL pointed at a loopback port nothing listens on: the same refusal as no
+    network, without leaving the machine."""
+    import socket
+
+    from focalcal.data import cifar as cifar_module
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/cifar-10-python.tar.gz"
+    monkeypatch.setitem(
+        cifar_module.CIFAR_ARCHIVES, ("cifar10", "python"), (url, "0" * 32, "cifar-10-batches-py")
+    )
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "cifar10", "--data-root", str(tmp_path / "data"),
+            "--dataset-option", "download=true", "--model", "resnet8", "--loss", "ce",
+            "--epochs", "1", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(args) == 1
+    line = error_line(capsys.readouterr().err)
+    assert url in line and "cannot download" in line and "check the network" in line

@@ -104,7 +104,7 @@ def test_missing_data_and_bad_selection_raise_clearly(tmp_path: Path) -> None:
         get_suite("ci").plan(tmp_path, seeds=0)
     with pytest.raises(ValueError, match="unknown launcher 'cluster'"):
         reproduce("ci", tmp_path, launcher="cluster")
-    with pytest.raises(ValueError, match="grid: expected finite γ >= 0, got -1"):
+    with pytest.raises(ValueError, match="grid: expected finite γ > 0, got -1"):
         tune_gamma("ci", tmp_path, grid=[-1.0])
     with pytest.raises(ValueError, match="none of its losses has a tuned γ"):
         tune_gamma(get_suite("ci").select(losses=["ce"]), tmp_path)

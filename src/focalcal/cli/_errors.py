@@ -13,7 +13,9 @@ These are usage errors: exit status 2, as argparse gives for a bad flag. Runtime
 * :class:`focalcal._io.FileWriteError` and any ``OSError`` of a full, read-only or forbidden
   disk (``ENOSPC``, ``EDQUOT``, ``EROFS``, ``EACCES``, ``EPERM``) — the message names the file;
 * an ``ImportError`` raised by :func:`focalcal._optional.require` for a missing extra (its
-  message tells which ``pip install`` fixes it).
+  message tells which ``pip install`` fixes it);
+* a ``ConnectionError`` (a dataset download without a network,
+  :class:`focalcal.data.io.DownloadError`; the message names the URL and the remedy).
 
 A run stopped by a signal exits ``128 + signal number`` (143 for SIGTERM, 130 for SIGINT), the
 status a shell reports for a process killed by that signal, so that a scheduler sees a failure.
@@ -64,6 +66,8 @@ def exit_status(err: BaseException) -> int | None:
     if isinstance(err, _USAGE_ERRORS):
         return USAGE_ERROR
     if isinstance(err, ImportError) and _MISSING_EXTRA in str(err):
+        return RUNTIME_FAULT
+    if isinstance(err, ConnectionError):
         return RUNTIME_FAULT
     return None
 

@@ -202,6 +202,28 @@ def _check_gamma(where: str, key: str, values: list[float]) -> None:
             raise ValueError(f"{where}: {key}: expected finite γ >= 0, got {g:g}")
 
 
+def check_gamma_grid(grid: Any, name: str = "grid") -> tuple[float, ...]:
+    """``grid`` as a tuple of floats: a non-empty list of finite γ > 0 (a grid searches the
+    strength of a focal-type term; γ = 0 would be plain cross-entropy, not a candidate).
+
+    Example:
+        >>> check_gamma_grid([1, 3.0])
+        (1.0, 3.0)
+    """
+    if isinstance(grid, (str, bytes)) or not hasattr(grid, "__iter__"):
+        raise ValueError(f"{name}: expected a list of γ values, got {grid!r}")
+    values = []
+    for g in grid:
+        if isinstance(g, bool) or not isinstance(g, (int, float)):
+            raise ValueError(f"{name}: expected numbers, got {g!r}")
+        if not math.isfinite(g) or g <= 0:
+            raise ValueError(f"{name}: expected finite γ > 0, got {g:g}")
+        values.append(float(g))
+    if not values:
+        raise ValueError(f"{name}: expected at least one γ, got none")
+    return tuple(values)
+
+
 def _losses(path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
     losses = doc.get("losses")
     if isinstance(losses, str):
@@ -223,9 +245,8 @@ def read_study(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     doc = read_toml(path)
     _check_table(f"{path}: top-level table", doc, TOP_KEYS, required=("datasets", "losses"))
-    _check_gamma(f"{path}: top-level table", "gamma_grid", doc.get("gamma_grid", []))
-    if "gamma_grid" in doc and not doc["gamma_grid"]:
-        raise ValueError(f"{path}: top-level table: gamma_grid: expected at least one γ")
+    if "gamma_grid" in doc:
+        check_gamma_grid(doc["gamma_grid"], f"{path}: top-level table: gamma_grid")
     recipe = _recipe(f"{path}: recipe", doc.get("recipe", {}))
     datasets = doc["datasets"]
     if not isinstance(datasets, list) or not datasets:

@@ -23,7 +23,6 @@ Example (two short runs on the CI suite's data):
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -39,6 +38,7 @@ from .evaluate import load_logits
 from .launchers import LaunchOptions, launch
 from .report import format_search
 from .runs import execute_run, run_state
+from .study import check_gamma_grid
 from .suites import (
     DatasetSpec,
     LossSpec,
@@ -49,21 +49,9 @@ from .suites import (
     suite_from_config,
 )
 
-__all__ = ["check_gamma_grid", "saved_tuning", "tune_gamma"]
+__all__ = ["saved_tuning", "tune_gamma"]
 
 TUNE_FOLDER = "tune-gamma"
-
-
-def check_gamma_grid(grid: Sequence[float]) -> tuple[float, ...]:
-    """``grid`` as a tuple of floats; raises ``ValueError`` unless it is a non-empty list of
-    finite γ ≥ 0."""
-    grid = tuple(float(g) for g in grid)
-    if not grid:
-        raise ValueError("grid: expected at least one γ, got none")
-    for g in grid:
-        if not math.isfinite(g) or g < 0:
-            raise ValueError(f"grid: expected finite γ >= 0, got {g:g}")
-    return grid
 
 
 def _candidate_specs(

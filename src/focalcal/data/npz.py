@@ -110,6 +110,39 @@ def _as_targets(y: np.ndarray, key: str, path: Path, n: int) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.int64))
 
 
+def _checked_path(root: Path | None, download: bool) -> Path:
+    """The npz file named by ``root`` (there is nothing to download)."""
+    if download:
+        raise ValueError(
+            "download: npz data are the user's own files; there is nothing to download"
+        )
+    if root is None:
+        raise ValueError("root: the npz dataset needs root=<path to the .npz file>, got None")
+    path = Path(root)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"npz: file not found: {path}. Expected a Keras-style .npz with x_train, y_train, "
+            f"x_test, y_test (np.savez)."
+        )
+    return path
+
+
+def _layout(data: np.lib.npyio.NpzFile, path: Path) -> tuple[bool, list[str]]:
+    """Whether the file has a validation split, and the class names (given, or ``"0" … "K-1"``
+    with K = 1 + the largest label of any split); checks the keys and the sample shapes."""
+    keys = set(data.files)
+    missing = {"x_train", "y_train", "x_test", "y_test"} - keys
+    if missing:
+        raise ValueError(f"{path}: missing arrays {sorted(missing)}; found {sorted(keys)}")
+    has_val = {"x_val", "y_val"} <= keys
+    _check_sample_shapes(data, path, ["x_train", "x_test"] + (["x_val"] if has_val else []))
+    if "class_names" in keys:
+        return has_val, [str(c) for c in _read(data, "class_names", path).tolist()]
+    labels = [_read(data, k, path) for k in ["y_train", "y_test"] + (["y_val"] if has_val else [])]
+    top = max((int(v.max()) for v in labels if v.size), default=0)
+    return has_val, [str(i) for i in range(top + 1)]
+
+
 @DATASETS.register("npz")
 def load_npz(
     root: Path | None,
@@ -147,18 +180,7 @@ def load_npz(
         >>> len(ds), ds.input_shape, ds.classes
         (2, (5,), ['neg', 'pos'])
     """
-    if download:
-        raise ValueError(
-            "download: npz data are the user's own files; there is nothing to download"
-        )
-    if root is None:
-        raise ValueError("root: the npz dataset needs root=<path to the .npz file>, got None")
-    path = Path(root)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"npz: file not found: {path}. Expected a Keras-style .npz with x_train, y_train, "
-            f"x_test, y_test (np.savez)."
-        )
+    path = _checked_path(root, download)
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
@@ -166,22 +188,10 @@ def load_npz(
             f"{path}: not a readable .npz file ({err}); re-create it with numpy.savez"
         ) from None
     with archive as data:
-        keys = set(data.files)
-        missing = {"x_train", "y_train", "x_test", "y_test"} - keys
-        if missing:
-            raise ValueError(f"{path}: missing arrays {sorted(missing)}; found {sorted(keys)}")
-        has_val = {"x_val", "y_val"} <= keys
-        _check_sample_shapes(data, path, ["x_train", "x_test"] + (["x_val"] if has_val else []))
-        label_keys = ["y_train", "y_test"] + (["y_val"] if has_val else [])
-        labels = {k: _read(data, k, path) for k in label_keys}
-        if "class_names" in keys:
-            classes = [str(c) for c in _read(data, "class_names", path).tolist()]
-        else:
-            top = max((int(v.max()) for v in labels.values() if v.size), default=0)
-            classes = [str(i) for i in range(top + 1)]
+        has_val, classes = _layout(data, path)
         source = "test" if split == "test" else ("val" if split == "val" and has_val else "train")
         x = _as_inputs(_read(data, f"x_{source}", path), f"x_{source}", path, channels_last)
-        y = _as_targets(labels[f"y_{source}"], f"y_{source}", path, len(x))
+        y = _as_targets(_read(data, f"y_{source}", path), f"y_{source}", path, len(x))
         train_x = x if source == "train" else None
         if isinstance(normalization, str) and normalization == "auto" and source != "train":
             train_x = _as_inputs(_read(data, "x_train", path), "x_train", path, channels_last)

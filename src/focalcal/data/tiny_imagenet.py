@@ -39,6 +39,48 @@ def _find_root(root: Path) -> Path | None:
     return None
 
 
+def _official_val_files(found: Path, label_of: dict[str, int]) -> tuple[list[Path], list[int]]:
+    """The official validation images (our ``"test"`` split) and their labels."""
+    ann = found / "val" / "val_annotations.txt"
+    if not ann.is_file():
+        raise missing_file_error(ann, "tiny_imagenet", TINY_IMAGENET_URL)
+    paths, labels = [], []
+    for line in ann.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) < 2:
+            continue
+        if parts[1] not in label_of:
+            raise ValueError(f"{ann}: unknown wnid {parts[1]!r} for {parts[0]} (not in wnids.txt)")
+        paths.append(found / "val" / "images" / parts[0])
+        labels.append(label_of[parts[1]])
+    return paths, labels
+
+
+def _train_files(
+    found: Path, wnids: list[str], label_of: dict[str, int], split: str, val_per_class: int
+) -> tuple[list[Path], list[int]]:
+    """The training images of ``split``: the last ``val_per_class`` of each class for
+    ``"val"``, the others for ``"train"``."""
+    train_dir = found / "train"
+    if not train_dir.is_dir():
+        raise missing_file_error(
+            train_dir, "tiny_imagenet", TINY_IMAGENET_URL, " (split='train'/'val' need train/)"
+        )
+    paths: list[Path] = []
+    labels: list[int] = []
+    for wnid in wnids:
+        folder = train_dir / wnid / "images"
+        if not folder.is_dir():
+            raise missing_file_error(folder, "tiny_imagenet", TINY_IMAGENET_URL)
+        files = [f for f in folder.iterdir() if f.name.lower().endswith(IMAGE_EXTENSIONS)]
+        indexed = sorted((int(m.group(1)), f) for f in files if (m := _INDEX.search(f.name)))
+        cut = len(indexed) - val_per_class
+        chosen = indexed[cut:] if split == "val" else indexed[:cut]
+        paths += [f for _, f in chosen]
+        labels += [label_of[wnid]] * len(chosen)
+    return paths, labels
+
+
 @DATASETS.register("tiny_imagenet")
 def load_tiny_imagenet(
     root: Path | None,
@@ -75,38 +117,10 @@ def load_tiny_imagenet(
         )
     wnids = sorted(w.strip() for w in (found / "wnids.txt").read_text().split() if w.strip())
     label_of = {w: i for i, w in enumerate(wnids)}
-    paths: list[Path] = []
-    labels: list[int] = []
     if split == "test":
-        ann = found / "val" / "val_annotations.txt"
-        if not ann.is_file():
-            raise missing_file_error(ann, "tiny_imagenet", TINY_IMAGENET_URL)
-        for line in ann.read_text().splitlines():
-            parts = line.split("\t")
-            if len(parts) < 2:
-                continue
-            if parts[1] not in label_of:
-                raise ValueError(
-                    f"{ann}: unknown wnid {parts[1]!r} for {parts[0]} (not in wnids.txt)"
-                )
-            paths.append(found / "val" / "images" / parts[0])
-            labels.append(label_of[parts[1]])
+        paths, labels = _official_val_files(found, label_of)
     else:
-        train_dir = found / "train"
-        if not train_dir.is_dir():
-            raise missing_file_error(
-                train_dir, "tiny_imagenet", TINY_IMAGENET_URL, " (split='train'/'val' need train/)"
-            )
-        for wnid in wnids:
-            folder = train_dir / wnid / "images"
-            if not folder.is_dir():
-                raise missing_file_error(folder, "tiny_imagenet", TINY_IMAGENET_URL)
-            files = [f for f in folder.iterdir() if f.name.lower().endswith(IMAGE_EXTENSIONS)]
-            indexed = sorted((int(m.group(1)), f) for f in files if (m := _INDEX.search(f.name)))
-            cut = len(indexed) - val_per_class
-            chosen = indexed[cut:] if split == "val" else indexed[:cut]
-            paths += [f for _, f in chosen]
-            labels += [label_of[wnid]] * len(chosen)
+        paths, labels = _train_files(found, wnids, label_of, split, val_per_class)
     missing = [p for p in paths[:: max(1, len(paths) // 50)] if not p.is_file()]
     if missing:
         raise missing_file_error(missing[0], "tiny_imagenet", TINY_IMAGENET_URL)

@@ -141,34 +141,10 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def check_compatibility(dataset: Any, model: nn.Module, *, dry_run: bool = True) -> None:
-    """Raise ``ValueError`` if ``model`` cannot be trained on ``dataset``.
-
-    ``dataset`` is anything with ``input_shape`` ((C, H, W) images or (F,) features) and
-    ``num_classes`` (every :mod:`focalcal.data` dataset). Checks, in order: image vs feature input,
-    ``in_channels`` / ``in_features``, ``num_classes``, then (``dry_run``) one zero sample through
-    the model in eval mode without gradients, which must give logits of shape (1, num_classes).
-    The dry run catches inputs too small for the network and any model without the attributes.
-
-    Example:
-        >>> from types import SimpleNamespace
-        >>> from focalcal.models import check_compatibility, get_model
-        >>> mnist_like = SimpleNamespace(input_shape=(1, 28, 28), num_classes=10, name="mnist")
-        >>> check_compatibility(mnist_like, get_model("small_cnn", 10, in_channels=1))
-        >>> check_compatibility(mnist_like, get_model("resnet8", 10))
-        Traceback (most recent call last):
-        ...
-        ValueError: model CifarResNet expects 3 input channels but dataset 'mnist' has 1 (input shape (1, 28, 28)); build the model with in_channels=1
-    """
-    try:
-        shape = tuple(int(s) for s in dataset.input_shape)
-        n_classes = int(dataset.num_classes)
-    except (AttributeError, TypeError) as err:
-        raise TypeError(
-            f"dataset: expected an object with input_shape and num_classes, got {type(dataset).__name__}"
-        ) from err
-    ds = f"dataset {getattr(dataset, 'name', type(dataset).__name__)!r}"
-    mdl = f"model {type(model).__name__}"
+def _check_declared_sizes(
+    model: nn.Module, shape: tuple[int, ...], n_classes: int, ds: str, mdl: str
+) -> None:
+    """The model's declared ``in_features`` / ``in_channels`` / ``num_classes`` against the data."""
     in_features = getattr(model, "in_features", None)
     in_channels = getattr(model, "in_channels", None)
     if in_features is not None:
@@ -199,6 +175,37 @@ def check_compatibility(dataset: Any, model: nn.Module, *, dry_run: bool = True)
             f"{mdl} has {model_classes} outputs but {ds} has {n_classes} classes; "
             f"build the model with num_classes={n_classes}"
         )
+
+
+def check_compatibility(dataset: Any, model: nn.Module, *, dry_run: bool = True) -> None:
+    """Raise ``ValueError`` if ``model`` cannot be trained on ``dataset``.
+
+    ``dataset`` is anything with ``input_shape`` ((C, H, W) images or (F,) features) and
+    ``num_classes`` (every :mod:`focalcal.data` dataset). Checks, in order: image vs feature input,
+    ``in_channels`` / ``in_features``, ``num_classes``, then (``dry_run``) one zero sample through
+    the model in eval mode without gradients, which must give logits of shape (1, num_classes).
+    The dry run catches inputs too small for the network and any model without the attributes.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from focalcal.models import check_compatibility, get_model
+        >>> mnist_like = SimpleNamespace(input_shape=(1, 28, 28), num_classes=10, name="mnist")
+        >>> check_compatibility(mnist_like, get_model("small_cnn", 10, in_channels=1))
+        >>> check_compatibility(mnist_like, get_model("resnet8", 10))
+        Traceback (most recent call last):
+        ...
+        ValueError: model CifarResNet expects 3 input channels but dataset 'mnist' has 1 (input shape (1, 28, 28)); build the model with in_channels=1
+    """
+    try:
+        shape = tuple(int(s) for s in dataset.input_shape)
+        n_classes = int(dataset.num_classes)
+    except (AttributeError, TypeError) as err:
+        raise TypeError(
+            f"dataset: expected an object with input_shape and num_classes, got {type(dataset).__name__}"
+        ) from err
+    ds = f"dataset {getattr(dataset, 'name', type(dataset).__name__)!r}"
+    mdl = f"model {type(model).__name__}"
+    _check_declared_sizes(model, shape, n_classes, ds, mdl)
     if not dry_run:
         return
     param = next(iter(model.parameters()), None)

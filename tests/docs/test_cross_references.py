@@ -16,7 +16,7 @@ def _conf() -> str:
     ignored = runpy.run_path(str(DOCS / "conf.py"))["nitpick_ignore_regex"]
     return (
         f"import sys\nsys.path.insert(0, {str(DOCS / '_ext')!r})\n"
-        'extensions = ["sphinx.ext.autodoc", "focalcal_xref"]\n'
+        'extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "focalcal_xref"]\n'
         f"nitpicky = True\nnitpick_ignore_regex = {ignored!r}\n"
     )
 
@@ -27,7 +27,7 @@ def _build(tmp_path: Path, reference: str) -> tuple[int, str, str]:
     source.mkdir()
     (source / "conf.py").write_text(_conf(), encoding="utf-8")
     (source / "index.rst").write_text(
-        f"Page\n====\n\n.. autofunction:: focalcal.metrics.equal_mass_edges\n\nSee {reference}.\n",
+        f"Page\n====\n\n.. autofunction:: focalcal.metrics.ece\n\nSee {reference}.\n",
         encoding="utf-8",
     )
     warnings = tmp_path / "warnings.txt"
@@ -38,12 +38,12 @@ def _build(tmp_path: Path, reference: str) -> tuple[int, str, str]:
 
 
 def test_a_reference_by_defining_module_links_to_the_documented_name(tmp_path: Path) -> None:
-    status, warnings, html = _build(tmp_path, ":func:`focalcal.metrics.binning.equal_mass_edges`")
+    status, warnings, html = _build(tmp_path, ":func:`focalcal.metrics.functional.ece`")
     assert status == 0, warnings
-    assert 'href="#focalcal.metrics.equal_mass_edges"' in html
+    assert 'href="#focalcal.metrics.ece"' in html
 
 
 def test_a_misspelt_reference_fails_the_build(tmp_path: Path) -> None:
-    status, warnings, _ = _build(tmp_path, ":func:`focalcal.metrics.binning.equal_mass_edgez`")
+    status, warnings, _ = _build(tmp_path, ":func:`focalcal.metrics.functional.ecee`")
     assert status != 0
-    assert "focalcal.metrics.binning.equal_mass_edgez" in warnings
+    assert "focalcal.metrics.functional.ecee" in warnings

@@ -5,6 +5,7 @@ memory (no (N, V) allocation); errors."""
 from __future__ import annotations
 
 import doctest
+import gc
 
 import pytest
 import torch
@@ -231,17 +232,24 @@ def test_module_matches_functional_and_schedules_gamma():
 
 
 def _allocations(fn) -> tuple[int, int]:
-    """(largest single CPU allocation, peak of the allocated total) in bytes during ``fn()``."""
+    """(largest single CPU allocation, peak of the allocated total above what was allocated when
+    ``fn`` started) in bytes during ``fn()``; tensors that earlier tests left alive in the
+    process are part of the total and are subtracted."""
+    gc.collect()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    largest = peak = 0
+    events = []
     stack = list(prof.profiler.kineto_results.experimental_event_tree())
     while stack:
         event = stack.pop()
         stack.extend(event.children)
         if event.tag == _EventType.Allocation:
-            largest = max(largest, event.extra_fields.alloc_size)
-            peak = max(peak, event.extra_fields.total_allocated)
+            events.append(event)
+    events.sort(key=lambda e: e.start_time_ns)
+    first = events[0].extra_fields
+    baseline = first.total_allocated - first.alloc_size
+    largest = max(e.extra_fields.alloc_size for e in events)
+    peak = max(e.extra_fields.total_allocated for e in events) - baseline
     return largest, peak
 
 

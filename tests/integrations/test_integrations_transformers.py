@@ -22,6 +22,7 @@ from focalcal.integrations.transformers import (  # noqa: E402
     load_temperature,
 )
 from focalcal.losses import dual_focal_loss, focal_loss  # noqa: E402
+from tiny_hf import tiny_gpt2  # noqa: E402
 
 
 def _args(tmp_path, **kw) -> transformers.TrainingArguments:
@@ -131,15 +132,6 @@ def test_gradient_accumulation_is_exact_for_sequence_classification(tmp_path) ->
     assert _max_diff(one_batch, start) > 1e-3  # the step moved the parameters
 
 
-def _gpt2() -> transformers.GPT2LMHeadModel:
-    config = transformers.GPT2Config(
-        vocab_size=30, n_positions=16, n_embd=16, n_layer=1, n_head=2,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    return transformers.GPT2LMHeadModel(config)
-
-
 def _lm_data(n: int = 32) -> list[dict[str, torch.Tensor]]:
     """Rows whose number of -100 labels grows with the row index: micro-batches differ."""
     g = torch.Generator().manual_seed(0)
@@ -159,21 +151,21 @@ def test_gradient_accumulation_is_exact_for_a_causal_lm_with_uneven_ignored_toke
     data = _lm_data()
     counts = [sum(int((d["labels"][1:] != -100).sum()) for d in data[k : k + 8]) for k in (0, 24)]
     assert counts[0] > 2 * counts[1]  # micro-batches hold very different numbers of tokens
-    one_batch = _train_one_step(_gpt2(), data, tmp_path, calibration_loss_func(name), 32, 1)
-    accumulated = _train_one_step(_gpt2(), data, tmp_path, calibration_loss_func(name), 8, 4)
+    one_batch = _train_one_step(tiny_gpt2(), data, tmp_path, calibration_loss_func(name), 32, 1)
+    accumulated = _train_one_step(tiny_gpt2(), data, tmp_path, calibration_loss_func(name), 8, 4)
     assert _max_diff(one_batch, accumulated) < 1e-6
     if name != "focal":
         return
     # a per-micro-batch mean (the bug of transformers #34263) would not give the same step
     mean_loss = calibration_loss_func(name)
     naive = _train_one_step(
-        _gpt2(), data, tmp_path, lambda o, y, num_items_in_batch=None: mean_loss(o, y) / 4, 8, 4
+        tiny_gpt2(), data, tmp_path, lambda o, y, num_items_in_batch=None: mean_loss(o, y) / 4, 8, 4
     )
     assert _max_diff(one_batch, naive) > 1e-4
 
 
 def test_causal_lm_loss_equals_a_hand_computation_on_shifted_labels() -> None:
-    model = _gpt2()
+    model = tiny_gpt2()
     data = _lm_data(4)
     ids = torch.stack([d["input_ids"] for d in data])
     labels = torch.stack([d["labels"] for d in data])

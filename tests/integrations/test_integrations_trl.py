@@ -12,6 +12,7 @@ datasets = pytest.importorskip("datasets")
 tokenizers = pytest.importorskip("tokenizers")
 
 from focalcal.integrations.transformers import calibration_loss_func  # noqa: E402
+from tiny_hf import tiny_gpt2  # noqa: E402
 
 
 def _tokenizer() -> transformers.PreTrainedTokenizerFast:
@@ -20,15 +21,6 @@ def _tokenizer() -> transformers.PreTrainedTokenizerFast:
     return transformers.PreTrainedTokenizerFast(
         tokenizer_object=tokenizers.Tokenizer(model), pad_token="[PAD]", eos_token="[PAD]"
     )
-
-
-def _gpt2() -> transformers.GPT2LMHeadModel:
-    config = transformers.GPT2Config(
-        vocab_size=30, n_positions=16, n_embd=16, n_layer=1, n_head=2,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    return transformers.GPT2LMHeadModel(config)
 
 
 def _sft_step(tmp_path, batch: int, accumulation: int, seen: list) -> dict:
@@ -46,7 +38,7 @@ def _sft_step(tmp_path, batch: int, accumulation: int, seen: list) -> dict:
         learning_rate=0.5, lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0,
         seed=0, dataloader_num_workers=0, packing=False, max_length=16, bf16=False, fp16=False,
     )  # fmt: skip
-    model = _gpt2()
+    model = tiny_gpt2()
     trainer = trl.SFTTrainer(
         model=model, args=config, train_dataset=datasets.Dataset.from_dict({"input_ids": ids}),
         processing_class=_tokenizer(), compute_loss_func=counted,
@@ -64,6 +56,6 @@ def test_sft_trainer_uses_the_loss_and_accumulation_is_exact(tmp_path) -> None:
     diff = max(
         float((one_batch[k].double() - accumulated[k].double()).abs().max()) for k in one_batch
     )
-    moved = max(float((one_batch[k].double() - _gpt2().state_dict()[k].double()).abs().max())
+    moved = max(float((one_batch[k].double() - tiny_gpt2().state_dict()[k].double()).abs().max())
                 for k in one_batch)  # fmt: skip
     assert diff < 1e-6 and moved > 1e-3

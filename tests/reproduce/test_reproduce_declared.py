@@ -27,19 +27,23 @@ ISSUE_LOSSES = {
     "dual_focal",
     "dual_flsd53",
 }
+RECENT_LOSSES = {"mbls", "mdca", "acls", "bsce_gra"}
 
 
 def test_registry_names_and_unknown_suite() -> None:
-    for name in ("ci", "smoke", "cpu-text", "cpu_text", "cpu-vision", "paper"):
-        assert get_suite(name).name in {"ci", "cpu-text", "cpu-vision", "paper"}
+    for name in ("ci", "smoke", "cpu-text", "cpu_text", "cpu-vision", "paper", "overconfident"):
+        assert get_suite(name).name in {
+            "ci", "cpu-text", "cpu-vision", "paper", "cpu-vision-overconfident"
+        }  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown suite 'cifar'; expected one of: .*cpu_text"):
         get_suite("cifar")
 
 
-@pytest.mark.parametrize("name", ["cpu-text", "cpu-vision", "paper"])
-def test_every_suite_has_the_papers_losses(name: str) -> None:
+@pytest.mark.parametrize("name", ["cpu-text", "cpu-vision", "cpu-vision-overconfident", "paper"])
+def test_every_suite_has_the_papers_losses_then_the_recent_ones(name: str) -> None:
     suite = get_suite(name)
-    assert {loss.key for loss in suite.losses} == ISSUE_LOSSES
+    keys = [loss.key for loss in suite.losses]
+    assert set(keys[:10]) == ISSUE_LOSSES and set(keys[10:]) == RECENT_LOSSES
     assert [loss.key for loss in suite.losses if loss.tune_gamma] == ["dual_focal"]
 
 
@@ -47,14 +51,21 @@ def test_cpu_text_plan_builds_every_loss_with_the_issue_hyperparameters(tmp_path
     specs = get_suite("cpu-text").plan(
         tmp_path, data_dir=tmp_path, gammas={("20ng", "dual_focal"): 4.0}
     )
-    assert len(specs) == 10 * 3
-    assert len({s.run_dir for s in specs}) == 30
+    assert len(specs) == 14 * 3
+    assert len({s.run_dir for s in specs}) == 42
     by_key = {(s.loss_key, s.seed): s.train_config() for s in specs}
     assert {seed for _, seed in by_key} == {1, 2, 3}
     assert by_key["mmce_weighted", 1].loss_options == {"lam": 2.0, "convention": "official"}
     assert by_key["label_smoothing", 1].loss_options == {"eps": 0.05}
     assert by_key["focal", 2].gamma == 3.0
     assert by_key["dual_focal", 3].gamma == 4.0
+    # the recent baselines at their papers' settings (MbLS with the official N·C divisor)
+    assert by_key["mbls", 1].loss_options == {
+        "margin": 10.0, "alpha": 0.1, "convention": "official"
+    }  # fmt: skip
+    assert by_key["mdca", 2].loss_options == {"beta": 1.0}
+    assert by_key["bsce_gra", 3].loss_options == {"gamma": 1.0, "norm": 1.0}
+    assert by_key["acls", 1].loss_options == {}
     for cfg in by_key.values():
         assert cfg.dataset == "npz" and cfg.model == "mlp" and cfg.preset == "cpu"
         # the packaged demo data is the fallback when the shared copy is absent
@@ -134,3 +145,18 @@ def test_submitit_local_launcher_runs_one_job_per_run(tmp_path: Path) -> None:
     assert set(LAUNCHERS.names()) >= {"inline", "local", "slurm"}
     assert PAPER_LOSSES[0].key == "ce" and "paper" in SUITES.names()
     assert RunSpec("d", "l", 1, "x", {}).name == "d/l/seed1"
+
+
+def test_overconfident_suite_declares_the_small_subset_and_three_seeds(tmp_path: Path) -> None:
+    suite = get_suite("overconfident")
+    assert suite.seeds == 3 and suite.gamma_grid == (2.0, 3.0, 5.0)
+    assert suite.tune_epochs is None  # every γ candidate is trained on the full schedule
+    (ds,) = suite.datasets
+    assert ds.model == "resnet8" and ds.dataset == "imagefolder"
+    assert ds.overrides == {
+        "train_size": 2000, "epochs": 60, "milestones": [30, 45], "val_every": 5
+    }  # fmt: skip
+    (tmp_path / "cifar10-jpeg").mkdir()
+    cfg = suite.base_config(ds, suite.losses[0], 2, data_dir=tmp_path, out_dir=tmp_path)
+    assert (cfg.train_size, cfg.epochs, cfg.milestones, cfg.seed) == (2000, 60, [30, 45], 2)
+    assert cfg.dataset_options == {"val_size": 5000} and len(cfg.ood) == 2

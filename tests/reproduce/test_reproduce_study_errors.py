@@ -94,3 +94,21 @@ def test_nothing_runs_before_the_data_is_found(tmp_path: Path) -> None:
     assert not out.exists()
     with pytest.raises(FileNotFoundError, match=r"news: data not found"):
         plan_runs(path, out)
+
+
+def test_loss_sets_and_tables_combine_in_order(tmp_path: Path) -> None:
+    head, tables = GOOD.split("[[losses]]", 1)
+    # a list of set names and tables: the sets' columns first, in order, then the tables
+    text = 'losses = ["recent", {key = "focal", gamma = 2.0}]\n' + head
+    suite = load_study(write(tmp_path, text))
+    assert [loss.key for loss in suite.losses] == ["mbls", "mdca", "acls", "bsce_gra", "focal"]
+    assert suite.losses[0].options == {"margin": 10.0, "alpha": 0.1, "convention": "official"}
+    assert suite.losses[-1].gamma == 2.0
+    with pytest.raises(ValueError, match=r"losses: unknown loss set 'recnt'; expected one of"):
+        load_study(write(tmp_path, 'losses = ["paper", "recnt"]\n' + head))
+    with pytest.raises(ValueError, match=r"\[\[losses\]\]: keys must be unique, got \['mbls'"):
+        load_study(write(tmp_path, 'losses = ["recent", "recent"]\n' + head))
+    with pytest.raises(ValueError, match=r"\[\[losses\]\] #2: missing 'key'"):
+        load_study(write(tmp_path, 'losses = ["recent", {gamma = 2.0}]\n' + head))
+    with pytest.raises(ValueError, match=r"losses: expected a loss set name, or a list"):
+        load_study(write(tmp_path, "losses = []\n" + head))

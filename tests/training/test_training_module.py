@@ -151,3 +151,35 @@ def test_every_registry_loss_builds_with_the_paper_preset(small_npz, loss):
     value = criterion(logits, torch.arange(8) % 5)
     value.backward()
     assert value.ndim == 0 and torch.isfinite(value) and torch.isfinite(logits.grad).all()
+
+
+def _validated_epochs(run: Path) -> list[int]:
+    import csv
+
+    with open(run / "logs" / "metrics.csv", newline="") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle) if row.get("val_ece")]
+
+
+def test_val_every_scores_the_validation_split_less_often_with_the_same_result(tmp_path, small_npz):
+    every = _config(small_npz, "ce", epochs=5, val_every=2)
+    always = _config(small_npz, "ce", epochs=5)
+    train(every, tmp_path / "every", progress=False)
+    train(always, tmp_path / "always", progress=False)
+    # epochs 2 and 4 (0-based 1, 3), and the last epoch whatever the period
+    assert _validated_epochs(tmp_path / "every") == [1, 3, 4]
+    assert _validated_epochs(tmp_path / "always") == [0, 1, 2, 3, 4]
+    with (
+        np.load(tmp_path / "every" / "logits.npz") as a,
+        np.load(tmp_path / "always" / "logits.npz") as b,
+    ):
+        np.testing.assert_array_equal(a["test_logits"], b["test_logits"])  # scoring is read-only
+
+
+def test_a_loss_that_learns_from_validation_is_scored_every_epoch(tmp_path, small_npz):
+    train(_config(small_npz, "adafocal", epochs=3, val_every=10), tmp_path / "r", progress=False)
+    assert _validated_epochs(tmp_path / "r") == [0, 1, 2]
+
+
+def test_val_every_must_be_a_positive_integer(small_npz):
+    with pytest.raises(ValueError, match=r"val_every: expected an integer >= 1, got 0"):
+        _config(small_npz, "ce", val_every=0)

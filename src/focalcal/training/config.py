@@ -218,6 +218,15 @@ class TrainConfig:
     epochs: int = field(**_option(350, help="training epochs (paper: 350; cpu: 20)"))
     batch_size: int = field(**_option(128, help="global batch, split across processes (128)"))
     eval_batch_size: int = field(**_option(500, help="evaluation batch size (500)"))
+    val_every: int = field(
+        **_option(
+            1,
+            help="score the validation split every N epochs (1); the last epoch, and losses "
+            "that learn from it (AdaFocal), are scored every time",
+            metavar="N",
+            runtime=True,
+        )
+    )
     optimizer: str = field(**_option("sgd", help="optimiser (sgd)", choices=_OPTIMIZERS))
     lr: float = field(**_option(0.1, help="learning rate (0.1)"))
     momentum: float = field(**_option(0.9, help="SGD momentum (0.9)"))
@@ -294,6 +303,7 @@ class TrainConfig:
         check_int(self.epochs, "epochs", min_value=1)
         check_int(self.batch_size, "batch_size", min_value=1)
         check_int(self.eval_batch_size, "eval_batch_size", min_value=1)
+        check_int(self.val_every, "val_every", min_value=1)
         check_choice(self.optimizer, "optimizer", _OPTIMIZERS)
         check_positive(self.lr, "lr")
         check_positive(self.momentum, "momentum", allow_zero=True)

@@ -117,7 +117,7 @@ class CalibrationModule(L.LightningModule):
             log = {"on_epoch": True, "sync_dist": True}
             self.log("train_loss", loss_sum / count, prog_bar=True, **log)
             self.log("train_acc", correct / count, **log)
-        if self.val_inputs is None or self.val_targets is None:
+        if not self._validates_this_epoch():
             return
         was_training = self.model.training
         logits = predict_logits(
@@ -142,6 +142,17 @@ class CalibrationModule(L.LightningModule):
         )
         if hasattr(self.criterion, "update"):
             self.criterion.update(probs.to(self.device), labels.to(self.device))
+
+    def _validates_this_epoch(self) -> bool:
+        """Every ``val_every``-th epoch and the last; every epoch for a loss that learns from
+        the validation split (its ``update``), whose training would otherwise change."""
+        if self.val_inputs is None or self.val_targets is None:
+            return False
+        epoch = self.current_epoch + 1
+        every = self.config.val_every
+        return (
+            hasattr(self.criterion, "update") or epoch % every == 0 or epoch == self.config.epochs
+        )
 
     # -- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

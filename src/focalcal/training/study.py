@@ -60,7 +60,7 @@ TOP_KEYS = {
     "name": _STR, "aliases": _STRS, "description": _STR, "seeds": _INT, "gamma_grid": _NUMS,
     "tune_epochs": _INT, "n_bootstrap": _INT, "tune_gamma": _BOOL, "ts_criterion": _STR,
     "recipe": _TABLE, "datasets": "a list of [[datasets]] tables",
-    "losses": "a list of [[losses]] tables or the name of a loss set",
+    "losses": "a loss set name, or a list of loss set names and [[losses]] tables",
 }  # fmt: skip
 DATASET_KEYS = {
     "key": _STR, "title": _STR, "dataset": _STR, "model": _STR, "root": _STR, "roots": _STRS,
@@ -76,7 +76,7 @@ _OWN_FIELDS = {"dataset", "model", "loss", "preset", "gamma", "seed", "data_root
 _OWN_FIELDS |= {"loss_options", "model_options", "dataset_options", "ood_options"}
 #: The config fields a study's ``recipe`` and a dataset's ``overrides`` may set.
 RECIPE_FIELDS = frozenset({f.name for f in dataclasses.fields(TrainConfig)} - _OWN_FIELDS)
-_LOSS_SETS = {"paper": "paper-losses.toml"}
+_LOSS_SETS = {"paper": "paper-losses.toml", "recent": "recent-losses.toml"}
 STUDIES_DIR = Path(__file__).resolve().parent / "studies"
 
 
@@ -227,16 +227,22 @@ def check_gamma_grid(grid: Any, name: str = "grid") -> tuple[float, ...]:
 def _losses(path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
     losses = doc.get("losses")
     if isinstance(losses, str):
-        if losses not in _LOSS_SETS:
-            raise ValueError(
-                f"{path}: losses: unknown loss set {losses!r}; expected one of {sorted(_LOSS_SETS)}"
-                " or a list of [[losses]] tables"
-            )
-        set_path = STUDIES_DIR / _LOSS_SETS[losses]
-        return _losses(set_path, read_toml(set_path))
+        losses = [losses]
     if not isinstance(losses, list) or not losses:
         raise ValueError(f"{path}: losses: expected {TOP_KEYS['losses']}, got {losses!r}")
-    return [_loss(f"{path}: [[losses]] #{i}", t) for i, t in enumerate(losses, 1)]
+    out = []
+    for i, item in enumerate(losses, 1):
+        if not isinstance(item, str):
+            out.append(_loss(f"{path}: [[losses]] #{i}", item))
+            continue
+        if item not in _LOSS_SETS:
+            raise ValueError(
+                f"{path}: losses: unknown loss set {item!r}; expected one of {sorted(_LOSS_SETS)}"
+                " or a list of [[losses]] tables"
+            )
+        set_path = STUDIES_DIR / _LOSS_SETS[item]
+        out.extend(_losses(set_path, read_toml(set_path)))
+    return out
 
 
 def read_study(path: str | Path) -> dict[str, Any]:

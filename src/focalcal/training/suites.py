@@ -12,22 +12,27 @@ Registered suites (``SUITES``, the files of ``focalcal/training/studies/``):
 
 * ``ci`` (alias ``smoke``): 2 losses (CE, DFL with γ tuned on a 2-point grid) × 1 seed × 3
   epochs on a 1,500/600 subset of the packaged 20 Newsgroups embeddings. About a minute on a CPU.
-* ``cpu-text``: 20 Newsgroups MiniLM sentence embeddings, a 2×256 MLP, all ten losses, 3 seeds,
-  the ``cpu`` preset (20 epochs). Well under an hour on 2 CPU cores.
+* ``cpu-text``: 20 Newsgroups MiniLM sentence embeddings, a 2×256 MLP, all fourteen losses,
+  3 seeds, the ``cpu`` preset (20 epochs). Under an hour on 2 CPU cores.
 * ``cpu-vision``: CIFAR-10 (JPEG q75 copy) with ResNet-8 trained on a fixed, class-stratified
   15,000-image subset of the 45k training split for 20 epochs (the paper's SGD, summed loss and
   clipping; ×0.1 at 10 and 15), OOD = Tiny-ImageNet val (resized) and a generated CIFAR-10-C
   (Gaussian noise, severity 5); Fashion-MNIST with the small CNN on a 15,000-image subset of
   its 55k training split, 15 epochs, OOD = Tiny-ImageNet (grey, 28×28). One seed by default.
+* ``cpu-vision-overconfident``: the same CIFAR-10 set and ResNet-8 on a 2,000-image subset for
+  60 epochs (×0.1 at 30 and 45), where cross-entropy is clearly over-confident (the papers'
+  regime); 3 seeds, DFL's γ chosen from {2, 3, 5} by full-length runs. About two hours on 2
+  CPU cores.
 * ``paper``: the papers' protocol (CIFAR-10/100 × ResNet-50/110, WRN-26-10, DenseNet-121;
   Tiny-ImageNet × ResNet-50; 350 / 100 epochs). GPUs; DFL γ from the authors' validation-tuned
   table (``--tune-gamma`` tunes it again).
 
-The losses of the built-in suites but ``ci`` (:data:`PAPER_LOSSES`, the loss set ``"paper"``)
-are the columns of Tao et al. (2023), Table 1: cross-entropy, Brier, MMCE (weighted, λ = 2),
-label smoothing 0.05, focal γ = 3, FLSD-53, inverse focal (γ = 2; the papers do not state it),
-AdaFocal, Dual Focal Loss (γ chosen on the validation split from a grid) and DFL-SD
-(``dual_flsd53``).
+The losses of the built-in suites but ``ci`` and ``demo`` are the loss set ``"paper"``
+(:data:`PAPER_LOSSES`), the columns of Tao et al. (2023), Table 1: cross-entropy, Brier, MMCE
+(weighted, λ = 2), label smoothing 0.05, focal γ = 3, FLSD-53, inverse focal (γ = 2; the papers
+do not state it), AdaFocal, Dual Focal Loss (γ chosen on the validation split from a grid) and
+DFL-SD (``dual_flsd53``); then the loss set ``"recent"``: MbLS (m = 10, α = 0.1, official
+divisor), CE + MDCA (β = 1), ACLS and BSCE-GRA (γ = 1), at their papers' settings.
 
 Example:
     >>> from focalcal.training.suites import get_suite
@@ -35,7 +40,7 @@ Example:
     >>> [loss.key for loss in suite.losses][:4]
     ['ce', 'brier', 'mmce_weighted', 'label_smoothing']
     >>> len(suite.plan("reproduce-cpu-text", seeds=3))
-    30
+    42
 """
 
 from __future__ import annotations

@@ -21,18 +21,19 @@ Registered suites (``SUITES``, the files of ``focalcal/training/studies/``):
   its 55k training split, 15 epochs, OOD = Tiny-ImageNet (grey, 28×28). One seed by default.
 * ``cpu-vision-overconfident``: the same CIFAR-10 set and ResNet-8 on a 2,000-image subset for
   60 epochs (×0.1 at 30 and 45), where cross-entropy is clearly over-confident (the papers'
-  regime); 3 seeds, DFL's γ chosen from {2, 3, 5} by full-length runs. About two hours on 2
-  CPU cores.
+  regime); 3 seeds, DFL's γ chosen from {2, 3, 5} (and MbLS's m, MDCA's β from their grids)
+  by full-length runs. About two hours on 2 CPU cores.
 * ``paper``: the papers' protocol (CIFAR-10/100 × ResNet-50/110, WRN-26-10, DenseNet-121;
   Tiny-ImageNet × ResNet-50; 350 / 100 epochs). GPUs; DFL γ from the authors' validation-tuned
-  table (``--tune-gamma`` tunes it again).
+  table, MbLS m = 10 and MDCA β = 1 (``--tune-gamma`` searches all three again).
 
 The losses of the built-in suites but ``ci`` and ``demo`` are the loss set ``"paper"``
 (:data:`PAPER_LOSSES`), the columns of Tao et al. (2023), Table 1: cross-entropy, Brier, MMCE
 (weighted, λ = 2), label smoothing 0.05, focal γ = 3, FLSD-53, inverse focal (γ = 2; the papers
 do not state it), AdaFocal, Dual Focal Loss (γ chosen on the validation split from a grid) and
-DFL-SD (``dual_flsd53``); then the loss set ``"recent"``: MbLS (m = 10, α = 0.1, official
-divisor), CE + MDCA (β = 1), ACLS and BSCE-GRA (γ = 1), at their papers' settings.
+DFL-SD (``dual_flsd53``); then the loss set ``"recent"``: MbLS (α = 0.1, official divisor,
+margin chosen on the validation split from {5, 10, 15}), CE + MDCA (β chosen from {1, 5, 10}),
+ACLS and BSCE-GRA (γ = 1), at their papers' settings (without a search: m = 10, β = 1).
 
 Example:
     >>> from focalcal.training.suites import get_suite

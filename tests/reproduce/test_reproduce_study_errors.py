@@ -97,7 +97,7 @@ def test_nothing_runs_before_the_data_is_found(tmp_path: Path) -> None:
 
 
 def test_loss_sets_and_tables_combine_in_order(tmp_path: Path) -> None:
-    head, _ = GOOD.split("[[losses]]", 1)
+    head = GOOD.split("[[losses]]", 1)[0]
     # a list of set names and tables: the sets' columns first, in order, then the tables
     text = 'losses = ["recent", {key = "focal", gamma = 2.0}]\n' + head
     suite = load_study(write(tmp_path, text))

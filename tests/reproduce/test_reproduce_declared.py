@@ -45,12 +45,18 @@ def test_every_suite_has_the_papers_losses_then_the_recent_ones(name: str) -> No
     keys = [loss.key for loss in suite.losses]
     assert set(keys[:10]) == ISSUE_LOSSES and set(keys[10:]) == RECENT_LOSSES
     assert [loss.key for loss in suite.losses if loss.tune_gamma] == ["dual_focal"]
+    # every suite also searches MbLS's margin and MDCA's β on validation (when it searches)
+    tuned = {loss.key: (loss.tune_option, loss.tune_grid) for loss in suite.losses if loss.tuned}
+    assert tuned == {
+        "dual_focal": ("gamma", None),
+        "mbls": ("margin", (5.0, 10.0, 15.0)),
+        "mdca": ("beta", (1.0, 5.0, 10.0)),
+    }
 
 
 def test_cpu_text_plan_builds_every_loss_with_the_issue_hyperparameters(tmp_path: Path) -> None:
-    specs = get_suite("cpu-text").plan(
-        tmp_path, data_dir=tmp_path, gammas={("20ng", "dual_focal"): 4.0}
-    )
+    chosen = {("20ng", "dual_focal"): {"gamma": 4.0}, ("20ng", "mdca"): {"beta": 5.0}}
+    specs = get_suite("cpu-text").plan(tmp_path, data_dir=tmp_path, tuned=chosen)
     assert len(specs) == 14 * 3
     assert len({s.run_dir for s in specs}) == 42
     by_key = {(s.loss_key, s.seed): s.train_config() for s in specs}
@@ -59,11 +65,11 @@ def test_cpu_text_plan_builds_every_loss_with_the_issue_hyperparameters(tmp_path
     assert by_key["label_smoothing", 1].loss_options == {"eps": 0.05}
     assert by_key["focal", 2].gamma == 3.0
     assert by_key["dual_focal", 3].gamma == 4.0
-    # the recent baselines at their papers' settings (MbLS with the official N·C divisor)
-    assert by_key["mbls", 1].loss_options == {
-        "margin": 10.0, "alpha": 0.1, "convention": "official"
-    }  # fmt: skip
-    assert by_key["mdca", 2].loss_options == {"beta": 1.0}
+    # the recent baselines at their papers' settings (MbLS with the official N·C divisor); a
+    # searched option goes into loss_options, an unsearched one is the loss's default (m = 10)
+    assert by_key["mbls", 1].loss_options == {"alpha": 0.1, "convention": "official"}
+    assert build_loss(by_key["mbls", 1]).margin == 10.0
+    assert by_key["mdca", 2].loss_options == {"beta": 5.0}
     assert by_key["bsce_gra", 3].loss_options == {"gamma": 1.0, "norm": 1.0}
     assert by_key["acls", 1].loss_options == {}
     for cfg in by_key.values():
@@ -117,7 +123,7 @@ def test_missing_data_and_bad_selection_raise_clearly(tmp_path: Path) -> None:
         reproduce("ci", tmp_path, launcher="cluster")
     with pytest.raises(ValueError, match="grid: expected finite γ > 0, got -1"):
         tune_gamma("ci", tmp_path, grid=[-1.0])
-    with pytest.raises(ValueError, match="none of its losses has a tuned γ"):
+    with pytest.raises(ValueError, match="none of its losses is tuned"):
         tune_gamma(get_suite("ci").select(losses=["ce"]), tmp_path)
 
 
@@ -160,3 +166,15 @@ def test_overconfident_suite_declares_the_small_subset_and_three_seeds(tmp_path:
     cfg = suite.base_config(ds, suite.losses[0], 2, data_dir=tmp_path, out_dir=tmp_path)
     assert (cfg.train_size, cfg.epochs, cfg.milestones, cfg.seed) == (2000, 60, [30, 45], 2)
     assert cfg.dataset_options == {"val_size": 5000} and len(cfg.ood) == 2
+
+
+def test_plan_takes_the_older_gammas_spelling(tmp_path: Path) -> None:
+    suite = get_suite("cpu-text").select(losses=["dual_focal", "mbls"])
+    old = suite.plan(tmp_path, seeds=1, gammas={("20ng", "dual_focal"): 4.0})
+    new = suite.plan(tmp_path, seeds=1, tuned={("20ng", "dual_focal"): {"gamma": 4.0}})
+    assert old == new and old[0].config["gamma"] == 4.0
+    both = suite.plan(
+        tmp_path, seeds=1, gammas={("20ng", "dual_focal"): 4.0},
+        tuned={("20ng", "dual_focal"): {"gamma": 2.0}, ("20ng", "mbls"): {"margin": 15.0}},
+    )  # fmt: skip
+    assert both[0].config["gamma"] == 2.0 and both[1].config["loss_options"]["margin"] == 15.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,30 @@ def test_data_folder_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # Fashion-MNIST without a copy in the data folder: the loader's own default location
     fashion = get_suite("cpu-vision").select(datasets=["fashion-mnist"])
     assert fashion.plan(tmp_path / "out", seeds=1)[0].config["data_root"] is None
+
+
+def test_plan_reads_earlier_searches_of_every_option(tmp_path: Path) -> None:
+    # a record written before other options could be tuned (no "option"/"value"), and a
+    # record of another option than the study's (stale): the first is used, the second not
+    search = tmp_path / "tune-gamma" / "20ng"
+    search.mkdir(parents=True)
+    (search / "dual_focal.json").write_text(json.dumps({"loss": "dual_focal", "gamma": 3.0}))
+    (search / "mbls.json").write_text(json.dumps({"option": "alpha", "value": 0.5}))
+    (search / "mdca.json").write_text(json.dumps({"option": "beta", "value": 5.0}))
+    suite = get_suite("cpu-text").select(losses=["dual_focal", "mbls", "mdca"])
+    plan = plan_runs(suite, tmp_path, seeds=1)
+    configs = {s.loss_key: s.config for s in plan.specs}
+    assert configs["dual_focal"]["gamma"] == 3.0
+    assert configs["mbls"]["loss_options"] == {"alpha": 0.1, "convention": "official"}
+    assert configs["mdca"]["loss_options"] == {"beta": 5.0}
+    assert plan.searched == ("mbls",)
+    assert (
+        plan.lines()[-1]
+        == "(chosen by the validation search first: mbls margin ∈ [5.0, 10.0, 15.0])"
+    )
+    fresh = plan_runs(suite, tmp_path / "fresh", seeds=1)
+    assert fresh.searched == ("dual_focal", "mbls", "mdca")
+    assert fresh.lines()[-1] == (
+        "(chosen by the validation search first: dual_focal γ ∈ [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]"
+        ", mbls margin ∈ [5.0, 10.0, 15.0], mdca beta ∈ [1.0, 5.0, 10.0])"
+    )

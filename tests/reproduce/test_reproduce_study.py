@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("lightning")
 
-from focalcal.training import make_config, reproduce, tune_gamma
+from focalcal.training import make_config, reproduce, tune_gamma, tune_losses
 from focalcal.training.demo import DEMO_DATA
 
 
@@ -151,3 +151,76 @@ def test_tune_gamma_on_train_options(study: Path, tmp_path: Path) -> None:
     )
     saved = json.loads(next(tmp_path.rglob("g3/config.json")).read_text())
     assert saved["epochs"] == 1 and saved["gamma"] == 3.0 and saved["model_options"]["hidden"] == 32
+
+
+TUNED_STUDY = """
+name = "my-news-tuned"
+seeds = 1
+gamma_grid = [2.0]
+n_bootstrap = 10
+recipe = {{ epochs = 1, batch_size = 64 }}
+
+[[datasets]]
+key = "news5"
+dataset = "npz"
+model = "mlp"
+root = "{data}"
+model_options = {{ hidden = 32, depth = 1 }}
+
+[[losses]]
+key = "mbls"
+label = "MbLS"
+options = {{ alpha = 0.1 }}
+tune = {{ option = "margin", grid = [{grid}] }}
+
+[[losses]]
+key = "dfl"
+loss = "dual_focal"
+label = "Dual focal"
+tune_gamma = true
+"""
+
+
+def test_study_tunes_mbls_margin_on_validation(study: Path, tmp_path: Path) -> None:
+    """A non-γ option searched end to end: the record, the candidates' folders, the suite run's
+    config, the report, and a re-run that trains no candidate again."""
+    grid = (10.0, 0.5)  # kept in the given order; the first wins ties
+    path = tmp_path / "tuned.toml"
+    path.write_text(TUNED_STUDY.format(data=study.parent / "news5.npz", grid="10.0, 0.5"))
+    out = tmp_path / "out"
+    lines: list[str] = []
+    reproduce(path, out, echo=lines.append)
+
+    search = out / "tune-gamma" / "news5"
+    record = json.loads((search / "mbls.json").read_text())
+    eces = []
+    for m in grid:
+        with np.load(search / "mbls" / f"margin={m:g}" / "logits.npz") as a:
+            eces.append(loop_ece(a["val_logits"], a["val_labels"]))
+        saved = json.loads((search / "mbls" / f"margin={m:g}" / "config.json").read_text())
+        assert saved["loss_options"] == {"alpha": 0.1, "margin": m} and saved["seed"] == 1
+    assert record["option"] == "margin" and record["grid"] == list(grid)
+    assert record["val_ece"] == pytest.approx(eces, abs=1e-5)
+    assert record["value"] == grid[int(np.argmin(eces))] and "gamma" not in record
+    final = json.loads((out / "runs" / "news5" / "mbls" / "seed1" / "config.json").read_text())
+    assert final["loss_options"] == {"alpha": 0.1, "margin": record["value"]}
+    assert final["gamma"] is None
+
+    # the γ search of the same study keeps its historical layout and record keys
+    dfl = json.loads((search / "dfl.json").read_text())
+    assert (dfl["option"], dfl["value"], dfl["gamma"]) == ("gamma", 2.0, 2.0)
+    assert (search / "dfl" / "g2" / "logits.npz").is_file()
+    assert sorted(p.name for p in (search / "dfl").iterdir()) == ["g2"]
+
+    report = (out / "results.md").read_text()
+    assert f"| MbLS (margin={record['value']:g}) |" in report and "| Dual focal (γ=2) |" in report
+    best = f"**margin={record['value']:g}: {100 * min(eces):.2f}%**"
+    assert "margin search for `mbls`" in report and best in report, report
+    assert any(ln.endswith(f"→ margin={record['value']:g}") for ln in lines), lines
+
+    # a second search reuses every finished candidate and chooses the same value
+    stamps = {p: p.stat().st_mtime_ns for p in search.glob("*/*/checkpoints/last.ckpt")}
+    assert len(stamps) == 3
+    again = tune_losses(path, out, echo=lambda _: None)
+    assert again[("news5", "mbls")] == record
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

@@ -102,7 +102,11 @@ def test_loss_sets_and_tables_combine_in_order(tmp_path: Path) -> None:
     text = 'losses = ["recent", {key = "focal", gamma = 2.0}]\n' + head
     suite = load_study(write(tmp_path, text))
     assert [loss.key for loss in suite.losses] == ["mbls", "mdca", "acls", "bsce_gra", "focal"]
-    assert suite.losses[0].options == {"margin": 10.0, "alpha": 0.1, "convention": "official"}
+    # MbLS's margin and MDCA's β are searched on validation, not fixed
+    assert suite.losses[0].options == {"alpha": 0.1, "convention": "official"}
+    assert (suite.losses[0].tune_option, suite.losses[0].tune_grid) == ("margin", (5.0, 10.0, 15.0))
+    assert suite.losses[1].options == {}
+    assert (suite.losses[1].tune_option, suite.losses[1].tune_grid) == ("beta", (1.0, 5.0, 10.0))
     assert suite.losses[-1].gamma == 2.0
     with pytest.raises(ValueError, match=r"losses: unknown loss set 'recnt'; expected one of"):
         load_study(write(tmp_path, 'losses = ["paper", "recnt"]\n' + head))
@@ -112,3 +116,86 @@ def test_loss_sets_and_tables_combine_in_order(tmp_path: Path) -> None:
         load_study(write(tmp_path, 'losses = ["recent", {gamma = 2.0}]\n' + head))
     with pytest.raises(ValueError, match=r"losses: expected a loss set name, or a list"):
         load_study(write(tmp_path, "losses = []\n" + head))
+
+
+TUNED = (
+    GOOD
+    + """
+[[losses]]
+key = "mbls"
+options = { alpha = 0.1 }
+tune = { option = "margin", grid = [5.0, 10.0] }
+"""
+)
+
+
+def test_a_tuned_option_loads_with_its_grid_in_order(tmp_path: Path) -> None:
+    text = TUNED.replace("[5.0, 10.0]", "[10, 2.5, 5]")  # integers allowed, order kept
+    suite = load_study(write(tmp_path, text))
+    mbls = suite.losses[-1]
+    assert (mbls.tune_option, mbls.tune_grid, mbls.tune_gamma) == (
+        "margin",
+        (10.0, 2.5, 5.0),
+        False,
+    )
+    assert mbls.options == {"alpha": 0.1}
+    dfl = suite.losses[1]  # tune_gamma = true is γ on the suite's grid
+    assert (dfl.tune_option, dfl.tune_grid, dfl.grid(suite.gamma_grid)) == (
+        "gamma",
+        None,
+        (2.0, 5.0),
+    )
+    (tmp_path / "news.npz").touch()  # planning only checks that the data exists
+    specs = suite.plan(tmp_path, tuned={("news", "mbls"): {"margin": 2.5}})
+    cfg = next(s.train_config() for s in specs if s.loss_key == "mbls")
+    assert cfg.loss_options == {"alpha": 0.1, "margin": 2.5} and cfg.gamma is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('tune = {', 'tune_gamma = true\ntune = {', r"#3: tune and tune_gamma: expected at most one"),
+        ('tune = {', 'tune_gamma = false\ntune = {', r"#3: tune and tune_gamma: expected at most one"),
+        ('grid = [5.0, 10.0] }', 'grid = [5.0, 10.0], grids = [1.0] }', r"#3: tune: unknown key 'grids'; expected one of \['grid', 'option'\]"),
+        ('option = "margin", ', "", r"#3: tune: missing 'option'"),
+        ('option = "margin"', "option = 3", r"#3: tune: option: expected a string, got 3"),
+        (', grid = [5.0, 10.0]', "", r"#3: tune: missing 'grid'"),
+        ("[5.0, 10.0]", "[]", r"#3: tune: grid: expected at least one value, got none"),
+        ("[5.0, 10.0]", '[5.0, "ten"]', r"#3: tune: grid: expected a list of numbers"),
+        ("[5.0, 10.0]", "[5.0, true]", r"#3: tune: grid: expected a list of numbers"),
+        ("[5.0, 10.0]", "[5.0, inf]", r"#3: tune: grid: expected finite numbers, got inf"),
+        ("[5.0, 10.0]", "[nan]", r"#3: tune: grid: expected finite numbers, got nan"),
+        ("tune = { option", "tune = 3\nx = { option", r"#3: tune: expected a table, got 3"),
+        ("{ alpha = 0.1 }", "{ alpha = 0.1, margin = 10.0 }", r"#3: tune: option: 'margin' is tuned, so options cannot also fix it"),
+        ("[5.0, 10.0]", "[5.0, -1.0]", r"#3: tune: grid: the loss 'mbls' refused margin=-1: .*margin"),
+        ('"margin"', '"margn"', r"#3: tune: grid: the loss 'mbls' refused margn=5: "),
+        ('key = "mbls"', 'key = "mbls"\ngamma = 2.0', r"#3: options: the loss 'mbls' refused them"),
+    ],
+)  # fmt: skip
+def test_each_tune_mistake_is_named(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in TUNED
+    path = write(tmp_path, TUNED.replace(old, new, 1))
+    with pytest.raises(ValueError, match=message) as err:
+        load_study(path)
+    assert str(path) in str(err.value) and "[[losses]] #3" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('key = "focal"\ngamma = 2.0\ntune = { option = "gamma", grid = [1.0] }', r"#3: tune: option: 'gamma' is tuned, so gamma cannot also fix it"),
+        ('key = "focal"\noptions = { gamma = 2.0 }\ntune = { option = "gamma", grid = [1.0] }', r"#3: tune: option: 'gamma' is tuned, so options cannot also fix it"),
+        ('key = "focal"\ntune = { option = "gamma", grid = [0.0, 1.0] }', r"#3: tune: grid: expected finite γ > 0, got 0"),
+    ],
+)  # fmt: skip
+def test_a_tuned_gamma_keeps_the_gamma_rules(tmp_path: Path, table: str, message: str) -> None:
+    path = write(tmp_path, GOOD + "\n[[losses]]\n" + table + "\n")
+    with pytest.raises(ValueError, match=message) as err:
+        load_study(path)
+    assert str(path) in str(err.value)
+    good = write(
+        tmp_path,
+        GOOD + '\n[[losses]]\nkey = "focal"\ntune = { option = "gamma", grid = [1.0, 3.0] }\n',
+    )
+    focal = load_study(good).losses[-1]
+    assert focal.tune_gamma and focal.grid((2.0, 5.0)) == (1.0, 3.0)  # its own grid wins

@@ -71,16 +71,25 @@ def register(subparsers: Any) -> None:
     _register_reproduce(subparsers)
     p = subparsers.add_parser(
         "tune-gamma",
-        help="choose the Dual Focal Loss γ of a suite on the validation split",
-        description="One short run per γ of the grid (seed 1); the γ with the lowest "
-        "validation ECE (15 bins, before temperature scaling) wins, as in the DFL paper. "
-        "Tunes every tuned loss of --suite, or the one run that train's options describe "
+        help="run every validation search of a suite: DFL's γ, MbLS's margin, MDCA's β, ...",
+        description="Runs every search of --suite: for each tuned loss (tune_gamma = true, or "
+        "tune = {option, grid} in the study file), one short run per value of its grid "
+        "(seed 1); the value with the lowest validation ECE (15 bins, before temperature "
+        "scaling; ties: the first of the grid) wins, as in the DFL, MbLS and MDCA papers. "
+        "Without --suite, tunes γ of the one run that train's options describe "
         "(focalcal tune-gamma --dataset npz --data-root feats.npz --model mlp --loss dual_focal). "
-        "Prints the validation ECE of each γ and the choice; writes "
+        "Prints the validation ECE of each value and the choice; writes "
         "OUT/tune-gamma/DATASET/LOSS.json; finished candidate runs are reused.",
     )
     _add_suite_options(p, run_options=True)
-    p.add_argument("--grid", type=float, nargs="+", metavar="G", help="γ candidates")
+    p.add_argument(
+        "--grid",
+        type=float,
+        nargs="+",
+        metavar="G",
+        help="γ candidates of the tune_gamma losses (default: the suite's gamma_grid; a loss "
+        "with its own tune grid keeps it)",
+    )
     p.add_argument("--tune-epochs", type=int, help="epochs of each candidate run")
     p.set_defaults(handler=_tune_gamma)
 
@@ -90,8 +99,8 @@ def _register_reproduce(subparsers: Any) -> None:
         "reproduce",
         help="run a declared suite (losses × datasets × seeds) and publish the results tables",
         description="Train and evaluate every run of a suite through the same code as "
-        "`focalcal train` (finished runs are skipped, interrupted ones resumed), choose DFL's γ "
-        "on the validation split, and write OUT/results.md: the papers' tables (error, ECE, "
+        "`focalcal train` (finished runs are skipped, interrupted ones resumed), choose the "
+        "tuned options (DFL's γ, MbLS's margin, MDCA's β) on the validation split, and write OUT/results.md: the papers' tables (error, ECE, "
         "AdaECE, Classwise-ECE, NLL, pre / post temperature scaling) as mean ± std over seeds "
         "with seed-averaged 95% bootstrap intervals, OOD AUROC and overlaid reliability "
         "diagrams.",
@@ -121,19 +130,27 @@ def _register_reproduce(subparsers: Any) -> None:
         dest="tune_gamma",
         action="store_true",
         default=None,
-        help="choose DFL's γ on the validation split first (default for the cpu suites)",
+        help="run every validation search first: DFL's γ, MbLS's margin, MDCA's β, ... "
+        "(default for the cpu suites)",
     )
     tune.add_argument(
         "--no-tune-gamma",
         dest="tune_gamma",
         action="store_false",
-        help="use the declared γ / the DFL paper's table (default for the paper suite)",
+        help="run no search: use an earlier search's values in OUT/tune-gamma, else the "
+        "declared γ / the DFL paper's table and the losses' defaults (default for the paper suite)",
     )
-    p.add_argument("--gamma-grid", type=float, nargs="+", metavar="G", help="γ candidates")
+    p.add_argument(
+        "--gamma-grid",
+        type=float,
+        nargs="+",
+        metavar="G",
+        help="γ candidates of the tune_gamma losses (default: the suite's gamma_grid)",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="list the runs and their state; train nothing"
     )
-    p.add_argument("--tune-epochs", type=int, help="epochs of each γ candidate run")
+    p.add_argument("--tune-epochs", type=int, help="epochs of each search candidate run")
     p.set_defaults(handler=_reproduce)
 
 
@@ -215,7 +232,7 @@ def _tune_gamma(args: argparse.Namespace) -> int:
     tuned, overrides = _tuned(args)
     out = _out(args)
     options = tuple(dict(args.executor_option or []).items())
-    library("tune_gamma")(
+    library("tune_losses")(
         tuned,
         out,
         datasets=args.datasets,

@@ -9,8 +9,9 @@ needs only the core. The ``focalcal`` command (:mod:`focalcal.cli`) is a thin la
   AUROC, reliability diagrams, ``metrics.json`` and ``report.md``;
 * :func:`compare_runs` — one table across runs with paired-bootstrap p-values;
 * :func:`run_demo` — CE vs FLSD-53 vs DFL on the packaged 20 Newsgroups embeddings;
-* :func:`reproduce`, :func:`plan_runs` and :func:`tune_gamma` — a declared suite of runs, its
-  plan, and the validation search of DFL's γ.
+* :func:`reproduce`, :func:`plan_runs` and :func:`tune_losses` (alias :func:`tune_gamma`) — a
+  declared suite of runs, its plan, and the validation search of its tuned losses (DFL's γ,
+  MbLS's margin, MDCA's β, ...).
 
 Example:
     >>> from focalcal.training import make_config
@@ -49,6 +50,7 @@ _HOMES = {
     "save_config": "config",
     "train": "run",
     "tune_gamma": "tuning",
+    "tune_losses": "tuning",
 }
 
 __all__ = sorted(_HOMES)

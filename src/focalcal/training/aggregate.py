@@ -149,7 +149,9 @@ def _loss_row(
         "loss": loss.key,
         "label": loss.label,
         "gamma": runs[0][0].get("gamma"),
-        "tuned": loss.tune_gamma,
+        "tuned": loss.tuned,
+        "tune_option": loss.tune_option,
+        "tune_value": _tuned_value(loss, runs[0][0], specs[0]),
         "seeds": [s.seed for s in specs],
         "runs": [_relative(s.run_dir, out_dir) for s in specs],
         "temperature": summary["temperature"],
@@ -157,6 +159,16 @@ def _loss_row(
         "test": summary["test"],
         "ood": summary["ood"],
     }
+
+
+def _tuned_value(loss: LossSpec, saved: dict[str, Any], spec: RunSpec) -> float | None:
+    """The value the runs of a tuned loss used for its tuned option (``None``: not tuned, or
+    left at the loss's default)."""
+    if loss.tune_option == "gamma":
+        return saved.get("gamma")
+    if loss.tune_option is None:
+        return None
+    return spec.config.get("loss_options", {}).get(loss.tune_option)
 
 
 def aggregate(

@@ -29,6 +29,7 @@ __all__ = [
     "format_results",
     "format_search",
     "md_table",
+    "option_symbol",
 ]
 
 
@@ -75,11 +76,28 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
-def format_search(record: dict[str, Any]) -> str:
-    """``γ=2: 3.10%, γ=5: 2.50%``: the validation ECE of each candidate of a γ search."""
-    return ", ".join(
-        f"γ={g:g}: {100 * e:.2f}%" for g, e in zip(record["grid"], record["val_ece"], strict=True)
-    )
+def option_symbol(option: str) -> str:
+    """How reports name a tuned option: ``γ`` for ``gamma``, else the option's own name."""
+    return "γ" if option == "gamma" else option
+
+
+def format_search(record: dict[str, Any], *, mark_choice: bool = False) -> str:
+    """The validation ECE of each candidate of a search record, ``γ=2: 3.10%, γ=5: 2.50%``
+    (``margin=5: 3.20%, margin=10: 2.10%`` for another option; records without ``"option"``
+    are γ searches). ``mark_choice`` puts the chosen candidate in bold (Markdown).
+
+    Example:
+        >>> rec = {"option": "margin", "grid": [5.0, 10.0], "val_ece": [0.032, 0.021], "value": 10.0}
+        >>> format_search(rec, mark_choice=True)
+        'margin=5: 3.20%, **margin=10: 2.10%**'
+    """
+    symbol = option_symbol(record.get("option", "gamma"))
+    chosen = record.get("value", record.get("gamma"))
+    cells = []
+    for value, ece in zip(record["grid"], record["val_ece"], strict=True):
+        cell = f"{symbol}={value:g}: {100 * ece:.2f}%"
+        cells.append(f"**{cell}**" if mark_choice and value == chosen else cell)
+    return ", ".join(cells)
 
 
 # --------------------------------------------------------------------------- results.md
@@ -150,10 +168,13 @@ def _dataset_section(ds: dict[str, Any], diagrams: list[str]) -> list[str]:
         ]
         lines += md_table(["Loss", *ood_names], [_ood_cells(r, ood_names) for r in rows])
     for rec in ds["tuning"]:
+        symbol = option_symbol(rec.get("option", "gamma"))
+        value = rec.get("value", rec.get("gamma"))
         lines += [
             "",
-            f"γ search for `{rec['loss']}` ({rec['criterion']}, {rec['epochs']} epochs, "
-            f"seed {rec['seed']}): {format_search(rec)} → **γ = {rec['gamma']:g}**",
+            f"{symbol} search for `{rec['loss']}` ({rec['criterion']}, {rec['epochs']} epochs, "
+            f"seed {rec['seed']}): {format_search(rec, mark_choice=True)} → "
+            f"**{symbol} = {value:g}**",
         ]
     for name in diagrams:
         lines += ["", f"![{name}]({name})"]
@@ -162,7 +183,8 @@ def _dataset_section(ds: dict[str, Any], diagrams: list[str]) -> list[str]:
 
 def format_results(results: dict[str, Any]) -> str:
     """Markdown of a suite's aggregated results (:func:`focalcal.training.aggregate.aggregate`):
-    per dataset, the papers' table, intervals, ranking, OOD AUROC and the γ search."""
+    per dataset, the papers' table, intervals, ranking, OOD AUROC and the validation searches
+    (γ, margin, β, ...)."""
     lines = _header(results)
     for ds in results["datasets"]:
         lines += _dataset_section(ds, results.get("diagrams", {}).get(ds["key"], []))
@@ -206,8 +228,13 @@ def _ood_cells(row: dict[str, Any], names: list[str]) -> list[str]:
 
 
 def _label(row: dict[str, Any]) -> str:
-    gamma = row.get("gamma")
-    return row["label"] + (f" (γ={gamma:g})" if row.get("tuned") and gamma is not None else "")
+    """The loss's label, with the value of its tuned option: ``Dual focal (γ=3)``,
+    ``MbLS (margin=10)`` (rows without ``"tune_option"`` are γ-tuned or not tuned)."""
+    option = row.get("tune_option", "gamma")
+    value = row.get("tune_value", row.get("gamma"))
+    if not row.get("tuned") or value is None:
+        return row["label"]
+    return f"{row['label']} ({option_symbol(option)}={value:g})"
 
 
 def _ranking(rows: list[dict[str, Any]]) -> list[str]:

@@ -3,8 +3,8 @@
 :func:`reproduce` takes a suite (:mod:`focalcal.training.suites`), and
 
 1. derives any data the suite needs (subsets, generated CIFAR-10-C) into ``OUT/data``;
-2. picks γ of the tuned losses (Dual Focal Loss) on the validation split
-   (:func:`focalcal.training.tuning.tune_gamma`);
+2. picks the tuned option of each tuned loss (DFL's γ, MbLS's margin, MDCA's β) on the
+   validation split (:func:`focalcal.training.tuning.tune_losses`);
 3. trains every (dataset, loss, seed) run with :func:`focalcal.training.run.train` — the code of
    ``focalcal train`` — and evaluates it with :func:`focalcal.training.evaluate.evaluate_run`,
    through :func:`focalcal.training.runs.execute_run`: finished runs whose config matches are
@@ -12,7 +12,7 @@
 4. writes ``OUT/results.md`` and ``OUT/results.json`` (atomically): per dataset, the papers'
    table as mean ± std over seeds with seed-averaged 95% bootstrap intervals
    (:mod:`focalcal.training.aggregate`, :func:`focalcal.training.report.format_results`), OOD
-   AUROC, the γ search and overlaid reliability diagrams.
+   AUROC, the validation searches and overlaid reliability diagrams.
 
 The runs are independent jobs, executed by a launcher (:mod:`focalcal.training.launchers`).
 :func:`plan_runs` lists the runs of an invocation and their states without training anything.
@@ -42,10 +42,10 @@ from .._io import atomic_write_text, remove_stale_temporaries
 from .._validation import check_choice, check_int
 from .aggregate import aggregate, overlay_diagrams
 from .launchers import LAUNCHERS, LaunchOptions, launch
-from .report import format_results
+from .report import format_results, option_symbol
 from .runs import ACTIONS, execute_run, is_evaluated, run_state
 from .suites import RunSpec, Suite, get_suite, resolve_data_dir
-from .tuning import saved_tuning, tune_gamma
+from .tuning import saved_tuning, tune_losses, tuned_values
 
 __all__ = ["RunPlan", "machine_info", "plan_runs", "reproduce"]
 
@@ -56,7 +56,8 @@ RESULTS_JSON = "results.json"
 @dataclass(frozen=True)
 class RunPlan:
     """The runs of one invocation: ``states[i]`` is ``"new"``, ``"partial"`` or ``"finished"``
-    for ``specs[i]``; ``searched`` names the tuned losses whose γ the search picks first."""
+    for ``specs[i]``; ``searched`` names the tuned losses whose option the validation search
+    picks first."""
 
     suite: Suite
     out_dir: Path
@@ -65,16 +66,25 @@ class RunPlan:
     searched: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
-        """One line per run, ``STATE NAME (γ=...)``, then the γ search note when there is one."""
+        """One line per run, ``STATE NAME (γ=...)``, then the search note when there is one."""
         lines = []
         for spec, state in zip(self.specs, self.states, strict=True):
             gamma = spec.config["gamma"]
             lines.append(
                 f"{state:9s} {spec.name}" + (f" (γ={gamma:g})" if gamma is not None else "")
             )
-        if self.searched:
+        losses = {loss.key: loss for loss in self.suite.losses}
+        searched = [losses[key] for key in self.searched]
+        if searched and all(loss.tune_grid is None for loss in searched):  # γ on the suite grid
             grid = list(self.suite.gamma_grid)
             lines.append(f"(γ of {list(self.searched)} is chosen by the γ search first: {grid})")
+        elif searched:
+            grids = ", ".join(
+                f"{loss.key} {option_symbol(loss.tune_option or 'gamma')} ∈ "
+                f"{list(loss.grid(self.suite.gamma_grid))}"
+                for loss in searched
+            )
+            lines.append(f"(chosen by the validation search first: {grids})")
         return lines
 
 
@@ -101,20 +111,18 @@ def plan_runs(
     **overrides: Any,
 ) -> RunPlan:
     """The runs :func:`reproduce` would execute with these arguments, and their states; trains
-    nothing (``focalcal reproduce --dry-run``). γ of tuned losses is the one of an earlier search
-    in ``OUT/tune-gamma`` when there is one. Raises
+    nothing (``focalcal reproduce --dry-run``). The tuned option of a tuned loss is the value of
+    an earlier search in ``OUT/tune-gamma`` when there is one. Raises
     :class:`~focalcal.training.runs.RunMismatchError` like :func:`reproduce` would.
     """
     suite = _selected(suite, datasets, losses)
     out = _out(suite, out_dir)
-    gammas = {k: rec["gamma"] for k, rec in saved_tuning(suite, out).items()}
-    specs = suite.plan(out, seeds=seeds, data_dir=data_dir, gammas=gammas, **overrides)
+    chosen = tuned_values(saved_tuning(suite, out))
+    specs = suite.plan(out, seeds=seeds, data_dir=data_dir, tuned=chosen, **overrides)
     first = suite.datasets[0].key if suite.datasets else None
     searched = ()
     if suite.tune_gamma if tune is None else tune:
-        searched = tuple(
-            x.key for x in suite.losses if x.tune_gamma and (first, x.key) not in gammas
-        )
+        searched = tuple(x.key for x in suite.losses if x.tuned and (first, x.key) not in chosen)
     return RunPlan(suite, out, tuple(specs), tuple(run_state(s) for s in specs), searched)
 
 
@@ -145,9 +153,10 @@ def reproduce(
     ``n_bootstrap`` (default: the suite's) resamples give the seed-averaged intervals of the
     tables; ``run_bootstrap`` those of each run's own ``report.md`` (default 0: none, fast).
     ``overrides`` replace config fields of every run (``epochs=5``, ``devices=4``, ...).
-    ``tune`` (default: the suite's choice) searches γ of the tuned losses first; otherwise they
-    use the γ of an earlier search in ``OUT/tune-gamma``, else their declared γ or the DFL
-    paper's table. ``ts_criterion`` (default: the suite's, ``"ece"`` unless a study sets it)
+    ``tune`` (default: the suite's choice) runs the validation search of every tuned loss first
+    (γ, or the option of its ``tune`` table; ``gamma_grid`` replaces the suite's γ grid);
+    otherwise they use the value of an earlier search in ``OUT/tune-gamma``, else their
+    declared γ or the DFL paper's table (another tuned option: the loss's default). ``ts_criterion`` (default: the suite's, ``"ece"`` unless a study sets it)
     chooses how T is fitted. ``data_dir`` follows :func:`~focalcal.training.suites.resolve_data_dir`.
     ``command`` is recorded in the report (default: a description of this Python call).
     """
@@ -167,15 +176,14 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out, recursive=False)  # of results.md / results.json
     suite.prepare_data(out, data)
-    if (suite.tune_gamma if tune is None else tune) and any(s.tune_gamma for s in suite.losses):
-        tuning = tune_gamma(
+    if (suite.tune_gamma if tune is None else tune) and any(s.tuned for s in suite.losses):
+        tuning = tune_losses(
             suite, out, grid=gamma_grid, epochs=tune_epochs, data_dir=data, launcher=launcher,
             launch_options=opts, echo=echo, **overrides,
         )  # fmt: skip
     else:
         tuning = saved_tuning(suite, out)
-    gammas = {key: rec["gamma"] for key, rec in tuning.items()}
-    specs = suite.plan(out, seeds=seeds, data_dir=data, gammas=gammas, **overrides)
+    specs = suite.plan(out, seeds=seeds, data_dir=data, tuned=tuned_values(tuning), **overrides)
     outcomes = _run_pending(suite.name, specs, run_bootstrap, ts_criterion, launcher, opts)
     results = aggregate(suite, specs, n_bootstrap=n_bootstrap, out_dir=out, tuning=tuning)
     results["invocation"] = {

@@ -2,14 +2,16 @@
 
 A study names its datasets (``[[datasets]]``: a registry dataset with its roots and options, a
 model with options, OOD sets, recipe overrides), its losses (``[[losses]]``: a registry loss with
-options, γ fixed or tuned on ``gamma_grid``), seeds and bootstrap settings. The built-in suites
+options, γ fixed or tuned on ``gamma_grid``, or any numeric option tuned on its own grid with
+``tune = { option = "margin", grid = [5.0, 10.0, 15.0] }``), seeds and bootstrap settings. The built-in suites
 are such files, shipped in ``focalcal/training/studies/``. :func:`read_study` returns the
 checked tables; :func:`focalcal.training.suites.load_study` turns them into a
 :class:`~focalcal.training.suites.Suite`.
 
 Every error names the file, the table and the key: an unknown key, an unknown dataset, model or
-loss name, a wrong type, loss options the loss does not accept, a negative γ, and TOML syntax
-errors (with their line and column). Relative paths are relative to the study file.
+loss name, a wrong type, loss options the loss does not accept, a negative γ, a ``tune`` table
+that is incomplete, clashes with ``tune_gamma`` or a fixed option, or holds a value the loss
+refuses, and TOML syntax errors (with their line and column). Relative paths are relative to the study file.
 
 Example:
     >>> import tempfile, pathlib
@@ -69,8 +71,10 @@ DATASET_KEYS = {
 }  # fmt: skip
 LOSS_KEYS = {
     "key": _STR, "label": _STR, "loss": _STR, "gamma": _NUM, "tune_gamma": _BOOL,
-    "options": _TABLE,
+    "tune": _TABLE, "options": _TABLE,
 }  # fmt: skip
+#: Keys of a loss's ``tune`` table: the tuned option and its candidates.
+TUNE_KEYS = {"option": _STR, "grid": _NUMS}
 #: Config fields a study sets through its own keys, not through ``recipe`` / ``overrides``.
 _OWN_FIELDS = {"dataset", "model", "loss", "preset", "gamma", "seed", "data_root", "ood"}
 _OWN_FIELDS |= {"loss_options", "model_options", "dataset_options", "ood_options"}
@@ -183,6 +187,8 @@ def _loss(where: str, table: dict[str, Any]) -> dict[str, Any]:
     _registered(where, "loss", out["loss"], "loss")
     if "gamma" in table and table.get("tune_gamma"):
         raise ValueError(f"{where}: gamma and tune_gamma: a tuned loss has no fixed gamma")
+    if "tune" in table and "tune_gamma" in table:
+        raise ValueError(f"{where}: tune and tune_gamma: expected at most one of them, got both")
     options = dict(table.get("options", {}))
     if "gamma" in table or table.get("tune_gamma"):
         options["gamma"] = float(table.get("gamma", 1.0))
@@ -193,7 +199,35 @@ def _loss(where: str, table: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"{where}: options: the loss {out['loss']!r} refused them: {err}"
         ) from None
+    if "tune" in table:
+        _tune(where, table, out["loss"], options)
     return out
+
+
+def _tune(where: str, table: dict[str, Any], loss: str, options: dict[str, Any]) -> None:
+    """Check ``table["tune"]``: one numeric option of ``loss``, a grid of values it accepts."""
+    from ..losses import get_loss
+
+    here = f"{where}: tune"
+    tune = table["tune"]
+    _check_table(here, tune, TUNE_KEYS, required=("option", "grid"))
+    option, grid = tune["option"], tune["grid"]
+    if option in options:  # ``options`` holds the table's ``gamma`` too
+        setter = "gamma" if option == "gamma" and "gamma" in table else "options"
+        raise ValueError(f"{here}: option: {option!r} is tuned, so {setter} cannot also fix it")
+    if option == "gamma":
+        check_gamma_grid(grid, f"{here}: grid")
+    if not grid:
+        raise ValueError(f"{here}: grid: expected at least one value, got none")
+    for value in grid:
+        if not math.isfinite(value):
+            raise ValueError(f"{here}: grid: expected finite numbers, got {value}")
+        try:
+            get_loss(loss, **{**options, option: float(value)})
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"{here}: grid: the loss {loss!r} refused {option}={value:g}: {err}"
+            ) from None
 
 
 def _check_gamma(where: str, key: str, values: list[float]) -> None:

@@ -21,18 +21,19 @@ Registered suites (``SUITES``, the files of ``focalcal/training/studies/``):
   its 55k training split, 15 epochs, OOD = Tiny-ImageNet (grey, 28×28). One seed by default.
 * ``cpu-vision-overconfident``: the same CIFAR-10 set and ResNet-8 on a 2,000-image subset for
   60 epochs (×0.1 at 30 and 45), where cross-entropy is clearly over-confident (the papers'
-  regime); 3 seeds, DFL's γ chosen from {2, 3, 5} by full-length runs. About two hours on 2
-  CPU cores.
+  regime); 3 seeds, DFL's γ chosen from {2, 3, 5} (and MbLS's m, MDCA's β from their grids)
+  by full-length runs. About two hours on 2 CPU cores.
 * ``paper``: the papers' protocol (CIFAR-10/100 × ResNet-50/110, WRN-26-10, DenseNet-121;
   Tiny-ImageNet × ResNet-50; 350 / 100 epochs). GPUs; DFL γ from the authors' validation-tuned
-  table (``--tune-gamma`` tunes it again).
+  table, MbLS m = 10 and MDCA β = 1 (``--tune-gamma`` searches all three again).
 
 The losses of the built-in suites but ``ci`` and ``demo`` are the loss set ``"paper"``
 (:data:`PAPER_LOSSES`), the columns of Tao et al. (2023), Table 1: cross-entropy, Brier, MMCE
 (weighted, λ = 2), label smoothing 0.05, focal γ = 3, FLSD-53, inverse focal (γ = 2; the papers
 do not state it), AdaFocal, Dual Focal Loss (γ chosen on the validation split from a grid) and
-DFL-SD (``dual_flsd53``); then the loss set ``"recent"``: MbLS (m = 10, α = 0.1, official
-divisor), CE + MDCA (β = 1), ACLS and BSCE-GRA (γ = 1), at their papers' settings.
+DFL-SD (``dual_flsd53``); then the loss set ``"recent"``: MbLS (α = 0.1, official divisor,
+margin chosen on the validation split from {5, 10, 15}), CE + MDCA (β chosen from {1, 5, 10}),
+ACLS and BSCE-GRA (γ = 1), at their papers' settings (without a search: m = 10, β = 1).
 
 Example:
     >>> from focalcal.training.suites import get_suite
@@ -101,7 +102,20 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
 
 @dataclass(frozen=True)
 class LossSpec:
-    """One loss column: registry name, fixed γ or "tune γ on validation", extra options."""
+    """One loss column: registry name, fixed γ, extra options, and the option tuned on the
+    validation split, if any.
+
+    ``tune_option`` names the tuned option and ``tune_grid`` its candidates; ``tune_grid`` is
+    ``None`` for γ searched on the suite's ``gamma_grid``. ``tune_gamma=True`` is that case:
+    it sets ``tune_option = "gamma"``, and ``tune_gamma`` is true whenever γ is the tuned option.
+
+    Example:
+        >>> LossSpec("dfl", "DFL", "dual_focal", tune_gamma=True).tune_option
+        'gamma'
+        >>> mbls = LossSpec("mbls", "MbLS", "mbls", tune_option="margin", tune_grid=(5.0, 10.0))
+        >>> mbls.tuned, mbls.tune_gamma, mbls.grid((1.0, 2.0))
+        (True, False, (5.0, 10.0))
+    """
 
     key: str
     label: str
@@ -109,6 +123,30 @@ class LossSpec:
     gamma: float | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     tune_gamma: bool = False
+    tune_option: str | None = None
+    tune_grid: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.tune_gamma and self.tune_option not in (None, "gamma"):
+            raise ValueError(
+                f"loss {self.key!r}: tune_gamma=True tunes γ, got tune_option={self.tune_option!r}"
+            )
+        option = "gamma" if self.tune_gamma else self.tune_option
+        if option is None and self.tune_grid is not None:
+            raise ValueError(f"loss {self.key!r}: tune_grid without a tune_option")
+        if option not in (None, "gamma") and self.tune_grid is None:
+            raise ValueError(f"loss {self.key!r}: tune_option {option!r} needs a tune_grid")
+        object.__setattr__(self, "tune_option", option)
+        object.__setattr__(self, "tune_gamma", option == "gamma")
+
+    @property
+    def tuned(self) -> bool:
+        """Whether an option of this loss is chosen on the validation split."""
+        return self.tune_option is not None
+
+    def grid(self, gamma_grid: tuple[float, ...]) -> tuple[float, ...]:
+        """The candidates of the tuned option: its own grid, else ``gamma_grid`` (γ only)."""
+        return self.tune_grid if self.tune_grid is not None else tuple(gamma_grid)
 
 
 @dataclass(frozen=True)
@@ -180,8 +218,10 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Suite:
-    """A declared grid. ``gamma_grid``/``tune_epochs`` drive the γ search of tuned losses
-    (each candidate a run of ``tune_epochs`` epochs on seed 1, scored by validation ECE)."""
+    """A declared grid. ``tune_epochs`` drives the validation search of every tuned loss
+    (each candidate a run of ``tune_epochs`` epochs on seed 1, scored by validation ECE);
+    ``gamma_grid`` holds the candidates of the losses with ``tune_gamma``; ``tune_gamma``
+    (the suite's) says whether :func:`~focalcal.training.reproduce` runs the searches first."""
 
     name: str
     description: str
@@ -211,9 +251,14 @@ class Suite:
         data_dir: Path | None,
         out_dir: Path,
         gamma: float | None = None,
+        chosen: Mapping[str, float] | None = None,
         **overrides: Any,
     ) -> TrainConfig:
-        """The TrainConfig of ``loss`` on ``ds`` (``gamma`` replaces the loss spec's)."""
+        """The TrainConfig of ``loss`` on ``ds``: ``gamma`` replaces the loss spec's γ, and
+        ``chosen`` (``{option: value}``, the tuned option's choice) set ``config.gamma`` for
+        ``"gamma"`` and ``config.loss_options`` for any other option."""
+        loss_values = dict(chosen or {})
+        gamma = loss_values.pop("gamma", gamma)
         values: dict[str, Any] = dict(ds.overrides)
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = make_config(
@@ -224,7 +269,7 @@ class Suite:
             data_root=ds.resolve_root(data_dir, out_dir),
             dataset_options=dict(ds.dataset_options),
             model_options=dict(ds.model_options),
-            loss_options=dict(loss.options),
+            loss_options={**loss.options, **loss_values},
             ood=[_expand(o, data_dir, out_dir) for o in ds.ood],
             ood_options=dict(ds.ood_options),
             gamma=gamma if gamma is not None else loss.gamma,
@@ -241,25 +286,32 @@ class Suite:
         *,
         seeds: int | None = None,
         data_dir: str | Path | None = None,
+        tuned: Mapping[tuple[str, str], Mapping[str, float]] | None = None,
         gammas: Mapping[tuple[str, str], float] | None = None,
         **overrides: Any,
     ) -> list[RunSpec]:
         """One :class:`RunSpec` per (dataset, loss, seed ∈ 1..seeds), in report order.
 
-        ``gammas[(dataset_key, loss_key)]`` gives the tuned γ of losses with ``tune_gamma``
-        (a tuned loss without it keeps its declared γ, or the config's DFL table value).
+        ``tuned[(dataset_key, loss_key)]`` is ``{option: value}``, the value the validation
+        search chose for the loss's tuned option (:meth:`base_config` puts γ into
+        ``config.gamma``, any other option into ``config.loss_options``). A tuned loss without
+        an entry keeps its declared γ or the config's DFL table value, and for another option
+        the loss's own default. ``gammas[(dataset_key, loss_key)] = γ`` is the older spelling
+        of ``tuned[...] = {"gamma": γ}`` (``tuned`` wins where both name a loss).
         ``overrides`` replace config fields of every run (``epochs``, ``devices``, ...).
         ``data_dir`` follows :func:`resolve_data_dir`.
         """
         n_seeds = check_int(self.seeds if seeds is None else seeds, "seeds", min_value=1)
         out, data = Path(out_dir), resolve_data_dir(data_dir)
+        chosen = {key: {"gamma": g} for key, g in (gammas or {}).items()}
+        chosen.update({key: dict(v) for key, v in (tuned or {}).items()})
         specs = []
         for ds in self.datasets:
             for loss in self.losses:
-                gamma = (gammas or {}).get((ds.key, loss.key))
+                values = chosen.get((ds.key, loss.key))
                 for seed in range(1, n_seeds + 1):
                     cfg = self.base_config(
-                        ds, loss, seed, data_dir=data, out_dir=out, gamma=gamma, **overrides
+                        ds, loss, seed, data_dir=data, out_dir=out, chosen=values, **overrides
                     )
                     run_dir = out / "runs" / ds.key / loss.key / f"seed{seed}"
                     specs.append(RunSpec(ds.key, loss.key, seed, str(run_dir), cfg.to_dict()))
@@ -376,6 +428,8 @@ def _loss_spec(table: dict[str, Any]) -> LossSpec:
         gamma=float(table["gamma"]) if "gamma" in table else None,
         options=table.get("options", {}),
         tune_gamma=table.get("tune_gamma", False),
+        tune_option=table["tune"]["option"] if "tune" in table else None,
+        tune_grid=tuple(map(float, table["tune"]["grid"])) if "tune" in table else None,
     )
 
 

@@ -71,5 +71,5 @@ def test_plan_reads_earlier_searches_of_every_option(tmp_path: Path) -> None:
     assert fresh.searched == ("dual_focal", "mbls", "mdca")
     assert fresh.lines()[-1] == (
         "(chosen by the validation search first: dual_focal γ ∈ [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]"
-        ", mbls margin ∈ [5.0, 10.0, 15.0], mdca beta ∈ [1.0, 5.0, 10.0])"
+        ", mbls margin ∈ [5.0, 10.0, 15.0], mdca β ∈ [1.0, 5.0, 10.0])"
     )

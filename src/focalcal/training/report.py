@@ -76,9 +76,18 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
+_GREEK = {"gamma": "γ", "beta": "β", "alpha": "α", "lam": "λ"}
+
+
 def option_symbol(option: str) -> str:
-    """How reports name a tuned option: ``γ`` for ``gamma``, else the option's own name."""
-    return "γ" if option == "gamma" else option
+    """How reports name a tuned option: the papers' letter for ``gamma``, ``beta``, ``alpha``
+    and ``lam`` (``γ``, ``β``, ``α``, ``λ``), else the option's own name (``margin``).
+
+    Example:
+        >>> option_symbol("beta"), option_symbol("margin")
+        ('β', 'margin')
+    """
+    return _GREEK.get(option, option)
 
 
 def format_search(record: dict[str, Any], *, mark_choice: bool = False) -> str:

@@ -154,9 +154,10 @@ def test_every_field_declares_its_option():
     for spec in dataclasses.fields(TrainConfig):
         assert spec.metadata["help"].strip(), spec.name
         assert spec.metadata["group"] in ("what", "recipe", "hardware"), spec.name
-    # the hardware may change when a run is resumed; the recipe (and determinism) may not
+    # the hardware and how often the validation split is scored may change when a run is
+    # resumed or reused; the recipe (and determinism) may not
     assert RUNTIME_FIELDS == {"accelerator", "devices", "num_nodes", "strategy", "precision",
-                              "num_workers"}  # fmt: skip
+                              "num_workers", "val_every"}  # fmt: skip
 
 
 def test_train_flags_are_generated_from_the_declaration(capsys):

@@ -22,8 +22,8 @@ Registered suites (``SUITES``, the files of ``focalcal/training/studies/``):
 * ``cpu-vision-overconfident``: the same CIFAR-10 set and ResNet-8 on a 2,000-image subset for
   60 epochs (×0.1 at 30 and 45), where cross-entropy is clearly over-confident (the papers'
   regime); 3 seeds, DFL's γ chosen from {2, 3, 5} (and MbLS's m, MDCA's β from their grids)
-  by full-length runs. About three hours on 2 CPU cores
-  with the MbLS margin and MDCA β searches (4 to 5 min per run, one run per core).
+  by full-length runs. About three hours on 2 CPU cores with the MbLS margin and MDCA β
+  searches (4 to 5 min per run, one run per core).
 * ``paper``: the papers' protocol (CIFAR-10/100 × ResNet-50/110, WRN-26-10, DenseNet-121;
   Tiny-ImageNet × ResNet-50; 350 / 100 epochs). GPUs; DFL γ from the authors' validation-tuned
   table, MbLS m = 10 and MDCA β = 1 (``--tune-gamma`` searches all three again).
